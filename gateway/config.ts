@@ -1,0 +1,109 @@
+import { resolve } from 'node:path';
+
+/** pino's level names. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Config {
+  /** TCP port of the HTTP API (`PORT`, default 8080). */
+  port: number;
+  /** Absolute path of the data directory (`DATA_DIR`, default ./data): PGlite cluster, private Redis. */
+  dataDir: string;
+  /** PostgreSQL connection string (`DATABASE_URL`); undefined means embedded PGlite under dataDir. */
+  databaseUrl?: string;
+  /** Redis URL (`REDIS_URL`); undefined means a private redis-server child under dataDir. */
+  redisUrl?: string;
+  /** `LOG_LEVEL`, default info. */
+  logLevel: LogLevel;
+  /** Public base of the FHIR API, no trailing slash (`BASE_URL`, default http://localhost:<PORT>/fhir). */
+  baseUrl: string;
+  /** Load the demo consortium into an empty store on start (`DEMO`, default on). */
+  demo: boolean;
+  /** Pool size for PostgreSQL (`PG_MAX_CONNECTIONS`); undefined keeps the driver's default. */
+  pgMaxConnections?: number;
+}
+
+/** A configuration error: its message is one line that names the variable. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads the configuration from environment variables; throws a ConfigError naming the first bad one. */
+export function loadConfig(env: Env = process.env): Config {
+  const get = (name: string): string | undefined => {
+    const v = env[name]?.trim();
+    return v === undefined || v === '' ? undefined : v;
+  };
+
+  const port = parsePort('PORT', get('PORT') ?? '8080');
+  const dataDir = resolve(get('DATA_DIR') ?? './data');
+  const databaseUrl = parseUrl('DATABASE_URL', get('DATABASE_URL'), ['postgres:', 'postgresql:']);
+  const redisUrl = parseUrl('REDIS_URL', get('REDIS_URL'), ['redis:', 'rediss:']);
+  const logLevel = parseLogLevel('LOG_LEVEL', get('LOG_LEVEL') ?? 'info');
+  const baseUrl = (parseUrl('BASE_URL', get('BASE_URL'), ['http:', 'https:']) ?? `http://localhost:${port}/fhir`).replace(/\/+$/, '');
+  const demo = parseBoolean('DEMO', get('DEMO') ?? 'true');
+  const maxRaw = get('PG_MAX_CONNECTIONS');
+  const pgMaxConnections = maxRaw === undefined ? undefined : parsePositiveInt('PG_MAX_CONNECTIONS', maxRaw, 1000);
+
+  return { port, dataDir, databaseUrl, redisUrl, logLevel, baseUrl, demo, pgMaxConnections };
+}
+
+function parsePort(name: string, raw: string): number {
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 65535) {
+    throw new ConfigError(`Invalid ${name}: '${raw}' is not a TCP port (an integer from 1 to 65535)`);
+  }
+  return Number(raw);
+}
+
+function parsePositiveInt(name: string, raw: string, max: number): number {
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > max) {
+    throw new ConfigError(`Invalid ${name}: '${raw}' is not an integer from 1 to ${max}`);
+  }
+  return Number(raw);
+}
+
+function parseLogLevel(name: string, raw: string): LogLevel {
+  const level = raw.toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new ConfigError(`Invalid ${name}: '${raw}' is not one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return level as LogLevel;
+}
+
+function parseBoolean(name: string, raw: string): boolean {
+  const v = raw.toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new ConfigError(`Invalid ${name}: '${raw}' is not a boolean (use true/false, 1/0, yes/no or on/off)`);
+}
+
+function parseUrl(name: string, raw: string | undefined, protocols: string[]): string | undefined {
+  if (raw === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    // Never echo the value: connection strings carry passwords.
+    throw new ConfigError(`Invalid ${name}: not a URL (expected ${protocols.map((p) => `${p}//...`).join(' or ')})`);
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(`Invalid ${name}: scheme '${url.protocol}' is not supported (expected ${protocols.map((p) => `${p}//...`).join(' or ')})`);
+  }
+  return raw;
+}
+
+/** The URL without its password, for logs. */
+export function redactUrl(raw: string): string {
+  try {
+    const url = new URL(raw);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(unparseable url)';
+  }
+}

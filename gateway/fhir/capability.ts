@@ -1,0 +1,85 @@
+import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
+import { getParams, resourceTypes } from '../../store/search-params';
+
+type RestResource = CapabilityStatementRestResource;
+
+const INTERACTIONS = ['read', 'vread', 'update', 'delete', 'history-instance', 'history-type', 'create', 'search-type'] as const;
+const EVERYTHING = { name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' };
+
+let resources: RestResource[] | undefined;
+
+/**
+ * Lists exactly what this server does: every resource type with the interactions the generic
+ * store supports for all of them, and each type's indexed search parameters (composite and
+ * special parameters are not indexed, so they are not listed).
+ */
+export function capabilityStatement(baseUrl: string): CapabilityStatement {
+  resources ??= buildResources();
+  return {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date: '2026-11-22',
+    kind: 'instance',
+    fhirVersion: '4.0.1',
+    format: ['application/fhir+json', 'json'],
+    software: { name: 'consortium-fhir-gateway', version: '0.1.0' },
+    implementation: { description: 'Consortium FHIR gateway: the shared record', url: baseUrl },
+    rest: [
+      {
+        mode: 'server',
+        documentation:
+          'Search: token (system|code, code, |code, system|, :not, :text), string (starts-with by default, :exact, :contains; case-, accent- and width-insensitive), date (eq ne gt lt ge le sa eb ap, partial dates), reference (id, Type/id, :Type, chained param:Type.param), number and quantity (prefixes, value|system|code), :missing; _count with keyset next/previous links, _sort, _include/_revinclude (:iterate), _total=accurate, _summary=count|data|text, _elements. Prefer: handling=strict rejects unknown parameters; lenient (default) reports them in an OperationOutcome entry.',
+        resource: resources,
+        interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'history-system' }],
+        operation: [EVERYTHING],
+      },
+    ],
+  };
+}
+
+function buildResources(): RestResource[] {
+  const types = resourceTypes();
+  // _revinclude works for any reference parameter that can point at the type.
+  const revIncludes = new Map<string, string[]>();
+  for (const source of types) {
+    for (const p of getParams(source)) {
+      if (p.type !== 'reference') continue;
+      for (const target of p.targets) revIncludes.set(target, [...(revIncludes.get(target) ?? []), `${source}:${p.code}`]);
+    }
+  }
+  return types.map((type) => {
+    const params = getParams(type);
+    return {
+      type: type as RestResource['type'],
+      interaction: INTERACTIONS.map((code) => ({ code })),
+      versioning: 'versioned-update',
+      readHistory: true,
+      updateCreate: true,
+      conditionalCreate: true,
+      conditionalUpdate: true,
+      searchInclude: params.filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`),
+      searchRevInclude: revIncludes.get(type) ?? [],
+      searchParam: [
+        { name: '_id', type: 'token', documentation: 'Logical id' },
+        { name: '_lastUpdated', type: 'date', documentation: 'meta.lastUpdated; all prefixes' },
+        ...params.map((p) => ({ name: p.code, type: p.type, documentation: modifierDoc(p.type) })),
+      ],
+      ...(type === 'Patient' ? { operation: [EVERYTHING] } : {}),
+    } as RestResource;
+  });
+}
+
+function modifierDoc(type: string): string {
+  switch (type) {
+    case 'token':
+      return 'system|code, code, |code, system|; :not, :text, :missing';
+    case 'string':
+      return 'starts-with; :exact, :contains, :missing';
+    case 'reference':
+      return 'id, Type/id, :Type, chained, :missing';
+    case 'uri':
+      return 'exact match; :missing';
+    default:
+      return 'prefixes eq ne gt lt ge le sa eb ap; :missing';
+  }
+}

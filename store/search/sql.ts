@@ -1,0 +1,218 @@
+import type { Filter, Prefix, SearchQuery, SortKey } from './query';
+
+/** Collects bind parameters; every value from a request reaches SQL only through here. */
+export class Params {
+  readonly values: unknown[] = [];
+  private aliases = 0;
+  /** A table alias unique within the query being built (chains nest subqueries). */
+  alias(base: string): string {
+    return `${base}${++this.aliases}`;
+  }
+  add(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+}
+
+const MAX_TEXT = String.fromCodePoint(0x10ffff);
+
+/** SQL condition (over resource alias `r`) for one filter. */
+export function filterSql(f: Filter, r: string, ps: Params): string {
+  switch (f.kind) {
+    case 'id':
+      return `${r}.id = ANY(${ps.add(f.values)}::text[])`;
+    case 'token': {
+      const t = ps.alias('t');
+      const codesOnly = f.values.every((v) => v.system === undefined && v.code !== undefined);
+      const cond = codesOnly
+        ? `${t}.code = ANY(${ps.add(f.values.map((v) => v.code))}::text[])`
+        : or(
+            f.values.map((v) =>
+              and([
+                v.code !== undefined ? `${t}.code = ${ps.add(v.code)}` : '',
+                v.system === null ? `${t}.sys IS NULL` : v.system !== undefined ? `${t}.sys = ${ps.add(v.system)}` : '',
+              ]),
+            ),
+          );
+      const exists = `EXISTS (SELECT 1 FROM idx_token ${t} WHERE ${t}.rk = ${r}.rk AND ${t}.p = ${ps.add(f.param.key)} AND ${cond})`;
+      return f.not ? `NOT ${exists}` : exists;
+    }
+    case 'string': {
+      const s = ps.alias('s');
+      const cond = or(
+        f.values.map((v) => {
+          if (f.mode === 'exact') return `${s}.raw = ${ps.add(v)}`;
+          if (f.mode === 'contains') return `${s}.v LIKE ${ps.add(`%${escapeLike(v)}%`)}`;
+          // A range rather than LIKE 'x%' so the (p, v) index is used whatever the plan cache does.
+          return `(${s}.v >= ${ps.add(v)} AND ${s}.v < ${ps.add(v + MAX_TEXT)})`;
+        }),
+      );
+      return `EXISTS (SELECT 1 FROM idx_string ${s} WHERE ${s}.rk = ${r}.rk AND ${s}.p = ${ps.add(f.key)} AND ${cond})`;
+    }
+    case 'date': {
+      if (!f.param) {
+        const lu = `${r}.last_updated`;
+        return or(f.values.map((v) => dateCondition(lu, `(${lu} + interval '1 millisecond')`, v.prefix, v.lo, v.hi, ps)));
+      }
+      const d = ps.alias('d');
+      const cond = or(f.values.map((v) => dateCondition(`${d}.lo`, `${d}.hi`, v.prefix, v.lo, v.hi, ps)));
+      return `EXISTS (SELECT 1 FROM idx_date ${d} WHERE ${d}.rk = ${r}.rk AND ${d}.p = ${ps.add(f.param.key)} AND ${cond})`;
+    }
+    case 'number': {
+      const n = ps.alias('n');
+      const cond = or(
+        f.values.map((v) =>
+          and([
+            numberCondition(`${n}.v`, v.prefix, v.value, v.lo, v.hi, ps),
+            v.system ? `${n}.sys = ${ps.add(v.system)}` : '',
+            v.code ? `${n}.code = ${ps.add(v.code)}` : '',
+          ]),
+        ),
+      );
+      return `EXISTS (SELECT 1 FROM idx_number ${n} WHERE ${n}.rk = ${r}.rk AND ${n}.p = ${ps.add(f.param.key)} AND ${cond})`;
+    }
+    case 'reference': {
+      const x = ps.alias('x');
+      const cond = or(f.values.map((v) => and([`${x}.tid = ${ps.add(v.id)}`, v.type ? `${x}.ttype = ${ps.add(v.type)}` : ''])));
+      return `EXISTS (SELECT 1 FROM idx_ref ${x} WHERE ${x}.rk = ${r}.rk AND ${x}.p = ${ps.add(f.param.key)} AND ${cond})`;
+    }
+    case 'chain': {
+      const x = ps.alias('x');
+      const r2 = ps.alias('c');
+      return `EXISTS (SELECT 1 FROM idx_ref ${x} JOIN resource ${r2} ON ${r2}.type = ${x}.ttype AND ${r2}.id = ${x}.tid
+        WHERE ${x}.rk = ${r}.rk AND ${x}.p = ${ps.add(f.param.key)} AND ${x}.ttype = ANY(${ps.add(f.targetTypes)}::text[])
+          AND NOT ${r2}.deleted AND ${filterSql(f.inner, r2, ps)})`;
+    }
+    case 'missing': {
+      const m = ps.alias('m');
+      const exists = `EXISTS (SELECT 1 FROM ${tableFor(f.param.type)} ${m} WHERE ${m}.rk = ${r}.rk AND ${m}.p = ${ps.add(f.param.key)})`;
+      return f.missing ? `NOT ${exists}` : exists;
+    }
+  }
+}
+
+/**
+ * FHIR date comparison on half-open ranges: the resource's [lo, hi) against the searched
+ * [vlo, vhi) (the precision of the value searched sets its range).
+ */
+function dateCondition(lo: string, hi: string, prefix: Prefix, vlo: string, vhi: string, ps: Params): string {
+  const a = (): string => `${ps.add(vlo)}::timestamptz`;
+  const b = (): string => `${ps.add(vhi)}::timestamptz`;
+  switch (prefix) {
+    case 'eq':
+      return `(${lo} >= ${a()} AND ${lo} < ${b()} AND ${hi} <= ${b()})`;
+    case 'ne':
+      return `NOT (${lo} >= ${a()} AND ${hi} <= ${b()})`;
+    case 'gt':
+      return `${hi} > ${b()}`;
+    case 'ge':
+      return `${hi} > ${a()}`;
+    case 'lt':
+      return `${lo} < ${a()}`;
+    case 'le':
+      return `${lo} < ${b()}`;
+    case 'sa':
+      return `${lo} >= ${b()}`;
+    case 'eb':
+      return `${hi} <= ${a()}`;
+    case 'ap': {
+      // Approximately: overlaps the searched range widened by 10% of its distance from now.
+      const now = Date.now();
+      const mid = (Date.parse(vlo) + Date.parse(vhi)) / 2;
+      const margin = Math.max(Math.abs(now - mid) * 0.1, 86_400_000);
+      const wlo = new Date(Date.parse(vlo) - margin).toISOString();
+      const whi = new Date(Date.parse(vhi) + margin).toISOString();
+      return `(${lo} < ${ps.add(whi)}::timestamptz AND ${hi} > ${ps.add(wlo)}::timestamptz)`;
+    }
+  }
+}
+
+function numberCondition(col: string, prefix: Prefix, value: number, lo: number, hi: number, ps: Params): string {
+  switch (prefix) {
+    case 'eq':
+      return `(${col} >= ${ps.add(lo)} AND ${col} < ${ps.add(hi)})`;
+    case 'ne':
+      return `NOT (${col} >= ${ps.add(lo)} AND ${col} < ${ps.add(hi)})`;
+    case 'gt':
+    case 'sa':
+      return `${col} > ${ps.add(value)}`;
+    case 'lt':
+    case 'eb':
+      return `${col} < ${ps.add(value)}`;
+    case 'ge':
+      return `${col} >= ${ps.add(value)}`;
+    case 'le':
+      return `${col} <= ${ps.add(value)}`;
+    case 'ap': {
+      const margin = Math.abs(value) * 0.1;
+      return `(${col} >= ${ps.add(value - margin)} AND ${col} <= ${ps.add(value + margin)})`;
+    }
+  }
+}
+
+export function tableFor(type: string): string {
+  switch (type) {
+    case 'token':
+    case 'uri':
+      return 'idx_token';
+    case 'string':
+      return 'idx_string';
+    case 'date':
+      return 'idx_date';
+    case 'reference':
+      return 'idx_ref';
+    default:
+      return 'idx_number';
+  }
+}
+
+/**
+ * The sort key expression of a resource for one _sort entry. Several values sort by the lowest
+ * ascending and the highest descending (FHIR's rule); a missing value sorts last either way,
+ * through a sentinel, so keyset paging compares plain values.
+ */
+export function sortExpression(key: SortKey, r: string, ps: Params): { sql: string; cast: string } {
+  if (key.column === 'id') return { sql: `${r}.id`, cast: 'text' };
+  if (key.column === 'last_updated') return { sql: `${r}.last_updated`, cast: 'timestamptz' };
+  const param = key.param!;
+  const agg = key.descending ? 'max' : 'min';
+  const p = ps.add(param.key);
+  const s = ps.alias('k');
+  switch (param.type) {
+    case 'date': {
+      const col = key.descending ? 'hi' : 'lo';
+      const sentinel = key.descending ? `'-infinity'` : `'infinity'`;
+      return { sql: `COALESCE((SELECT ${agg}(${s}.${col}) FROM idx_date ${s} WHERE ${s}.rk = ${r}.rk AND ${s}.p = ${p}), ${sentinel}::timestamptz)`, cast: 'timestamptz' };
+    }
+    case 'number':
+    case 'quantity': {
+      const sentinel = key.descending ? `'-Infinity'` : `'Infinity'`;
+      return { sql: `COALESCE((SELECT ${agg}(${s}.v) FROM idx_number ${s} WHERE ${s}.rk = ${r}.rk AND ${s}.p = ${p}), ${sentinel}::numeric)`, cast: 'numeric' };
+    }
+    default: {
+      const table = param.type === 'string' ? 'idx_string' : 'idx_token';
+      const col = param.type === 'string' ? 'v' : 'code';
+      const sentinel = key.descending ? `''` : ps.add(MAX_TEXT);
+      return { sql: `COALESCE((SELECT ${agg}(${s}.${col}) FROM ${table} ${s} WHERE ${s}.rk = ${r}.rk AND ${s}.p = ${p}) COLLATE "C", ${sentinel} COLLATE "C")`, cast: 'text' };
+    }
+  }
+}
+
+/** WHERE clause for the resources a search matches (without paging). */
+export function whereSql(q: SearchQuery, r: string, ps: Params): string {
+  return and([`${r}.type = ${ps.add(q.resourceType)}`, `NOT ${r}.deleted`, ...q.filters.map((f) => filterSql(f, r, ps))]);
+}
+
+export function and(parts: string[]): string {
+  const kept = parts.filter(Boolean);
+  return kept.length === 0 ? 'TRUE' : kept.length === 1 ? kept[0] : `(${kept.join(' AND ')})`;
+}
+
+export function or(parts: string[]): string {
+  const kept = parts.filter(Boolean);
+  return kept.length === 0 ? 'FALSE' : kept.length === 1 ? kept[0] : `(${kept.join(' OR ')})`;
+}
+
+function escapeLike(v: string): string {
+  return v.replace(/[\\%_]/g, (c) => `\\${c}`);
+}

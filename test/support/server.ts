@@ -1,0 +1,32 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { createApp } from '../../gateway/app';
+import { openTestStore, type Driver, type TestStore } from './stores';
+
+export interface TestServer {
+  store: TestStore;
+  app: ReturnType<typeof createApp>;
+  server: Server;
+  baseUrl: string;
+  close(): Promise<void>;
+}
+
+/** The real app over a fresh store, listening on a free loopback port. */
+export async function startTestServer(driver: Driver): Promise<TestServer> {
+  const store = await openTestStore(driver);
+  const app = createApp({ repo: store.repo });
+  const server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    store,
+    app,
+    server,
+    baseUrl: `http://127.0.0.1:${port}/fhir`,
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await store.close();
+    },
+  };
+}
