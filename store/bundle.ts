@@ -168,23 +168,19 @@ async function readEntry(repo: Repository, req: ParsedRequest): Promise<BundleRe
   return { status: '200 OK', searchset: result.matches };
 }
 
-/** Rewrites every `reference` that names a bundle entry's fullUrl or a conditional search. */
+/**
+ * Rewrites every `reference` that names a bundle entry's fullUrl or a conditional search.
+ * Most references (mapped messages, loads) are already `Type/id`: those resources are passed
+ * through uncopied.
+ */
 async function rewriteReferences(repo: Repository, resource: Resource, resolved: Map<string, string>, index: number): Promise<Resource> {
-  const pending: { holder: Record<string, unknown>; ref: string }[] = [];
-  const walk = (node: unknown): void => {
-    if (Array.isArray(node)) node.forEach(walk);
-    else if (node && typeof node === 'object') {
-      const obj = node as Record<string, unknown>;
-      if (typeof obj.reference === 'string') pending.push({ holder: obj, ref: obj.reference });
-      for (const v of Object.values(obj)) if (v && typeof v === 'object') walk(v);
-    }
-  };
-  const copy = structuredClone(resource) as Resource;
-  walk(copy);
-  for (const { holder, ref } of pending) {
+  const replacements = new Map<string, string>();
+  for (const ref of collectReferences(resource)) {
+    if (replacements.has(ref)) continue;
     const mapped = resolved.get(ref);
-    if (mapped) holder.reference = mapped;
-    else if (ref.startsWith('urn:uuid:') || ref.startsWith('urn:oid:')) {
+    if (mapped) {
+      if (mapped !== ref) replacements.set(ref, mapped);
+    } else if (ref.startsWith('urn:uuid:') || ref.startsWith('urn:oid:')) {
       throw badRequest(`Bundle.entry[${index}]: reference ${ref} names no entry of this transaction`, [`Bundle.entry[${index}].resource`]);
     } else if (/^[A-Z][A-Za-z]+\?/.test(ref)) {
       const [type, qs] = ref.split('?', 2);
@@ -192,8 +188,25 @@ async function rewriteReferences(repo: Repository, resource: Resource, resolved:
       if (match.matches.length !== 1) {
         throw preconditionFailed(`Bundle.entry[${index}]: conditional reference ${ref} matched ${match.matches.length} resources, not one`);
       }
-      holder.reference = match.matches[0].reference;
+      replacements.set(ref, match.matches[0].reference);
     }
   }
+  if (replacements.size === 0) return resource;
+  const copy = structuredClone(resource);
+  for (const holder of referenceHolders(copy)) holder.reference = replacements.get(holder.reference) ?? holder.reference;
   return copy;
+}
+
+function collectReferences(node: unknown): string[] {
+  return referenceHolders(node).map((h) => h.reference);
+}
+
+function referenceHolders(node: unknown, out: { reference: string }[] = []): { reference: string }[] {
+  if (Array.isArray(node)) for (const v of node) referenceHolders(v, out);
+  else if (node && typeof node === 'object') {
+    const obj = node as Record<string, unknown>;
+    if (typeof obj.reference === 'string') out.push(obj as { reference: string });
+    for (const v of Object.values(obj)) if (v && typeof v === 'object') referenceHolders(v, out);
+  }
+  return out;
 }

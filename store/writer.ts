@@ -15,8 +15,10 @@ export interface WriteOp {
 
 /**
  * Writes a batch of resource versions and their index rows with a fixed number of statements
- * whatever the batch size (arrays through unnest), which is what makes a 100-entry transaction
- * Bundle cheap. Must run inside a transaction; callers hold row locks on existing rows.
+ * whatever the batch size, which is what makes a 100-entry transaction Bundle cheap. Each
+ * statement gets its rows as one JSON document expanded by json_to_recordset: V8's native
+ * JSON.stringify and PostgreSQL's JSON parser are several times cheaper than pg's escaping
+ * of array literals. Must run inside a transaction; callers hold row locks on existing rows.
  */
 export async function writeBatch(tx: SqlExecutor, ops: WriteOp[]): Promise<void> {
   const creates = ops.filter((o) => o.rk === undefined);
@@ -25,9 +27,10 @@ export async function writeBatch(tx: SqlExecutor, ops: WriteOp[]): Promise<void>
   if (creates.length > 0) {
     const rows = await tx.query<{ rk: number; type: string; id: string }>(
       `INSERT INTO resource (type, id, version, last_updated, deleted, content)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::boolean[], $6::jsonb[])
+       SELECT type, id, version, last_updated, deleted, content
+       FROM json_to_recordset($1::json) AS x(type text, id text, version int, last_updated timestamptz, deleted boolean, content jsonb)
        RETURNING rk, type, id`,
-      columns(creates, (o) => [o.type, o.id, o.version, o.lastUpdated, o.deleted, o.json]),
+      [versionsJson(creates)],
     );
     const byKey = new Map(rows.map((r) => [`${r.type}/${r.id}`, r.rk]));
     for (const o of creates) o.rk = byKey.get(`${o.type}/${o.id}`);
@@ -42,10 +45,9 @@ export async function writeBatch(tx: SqlExecutor, ops: WriteOp[]): Promise<void>
     );
     await tx.query(
       `UPDATE resource r SET version = u.version, last_updated = u.last_updated, deleted = u.deleted, content = u.content
-       FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::boolean[], $5::jsonb[])
-         AS u(rk, version, last_updated, deleted, content)
+       FROM json_to_recordset($1::json) AS u(rk bigint, version int, last_updated timestamptz, deleted boolean, content jsonb)
        WHERE r.rk = u.rk`,
-      columns(updates, (o) => [o.rk, o.version, o.lastUpdated, o.deleted, o.json]),
+      [versionsJson(updates)],
     );
     for (const table of INDEX_TABLES) await tx.query(`DELETE FROM ${table} WHERE rk = ANY($1::bigint[])`, [rks]);
   }
@@ -53,40 +55,41 @@ export async function writeBatch(tx: SqlExecutor, ops: WriteOp[]): Promise<void>
   await insertIndexRows(tx, ops);
 }
 
+/** The versions as a JSON array, splicing each resource's already serialised text. */
+function versionsJson(ops: WriteOp[]): string {
+  return `[${ops
+    .map((o) => `{"rk":${o.rk ?? 'null'},"type":${JSON.stringify(o.type)},"id":${JSON.stringify(o.id)},"version":${o.version},"last_updated":"${o.lastUpdated}","deleted":${o.deleted},"content":${o.json ?? 'null'}}`)
+    .join(',')}]`;
+}
+
 const INDEX_TABLES = ['idx_token', 'idx_string', 'idx_date', 'idx_ref', 'idx_number'] as const;
 
 async function insertIndexRows(tx: SqlExecutor, ops: WriteOp[]): Promise<void> {
-  const token: unknown[][] = [[], [], [], []];
-  const string: unknown[][] = [[], [], [], []];
-  const date: unknown[][] = [[], [], [], []];
-  const ref: unknown[][] = [[], [], [], []];
-  const num: unknown[][] = [[], [], [], [], []];
+  const token: unknown[] = [];
+  const string: unknown[] = [];
+  const date: unknown[] = [];
+  const ref: unknown[] = [];
+  const num: unknown[] = [];
   for (const o of ops) {
     if (!o.index) continue;
     const rk = o.rk;
-    for (const t of o.index.token) push(token, rk, t.p, t.system, t.code);
-    for (const s of o.index.string) push(string, rk, s.p, s.value, s.raw);
-    for (const d of o.index.date) push(date, rk, d.p, d.lo, d.hi);
-    for (const r of o.index.reference) push(ref, rk, r.p, r.targetType, r.targetId);
-    for (const n of o.index.number) push(num, rk, n.p, n.value, n.system, n.code);
+    for (const t of o.index.token) token.push([rk, t.p, t.system, t.code]);
+    for (const s of o.index.string) string.push([rk, s.p, s.value, s.raw]);
+    for (const d of o.index.date) date.push([rk, d.p, d.lo, d.hi]);
+    for (const r of o.index.reference) ref.push([rk, r.p, r.targetType, r.targetId]);
+    for (const n of o.index.number) num.push([rk, n.p, n.value, n.system, n.code]);
   }
-  const inserts: [string, unknown[][]][] = [
-    ['INSERT INTO idx_token (rk, p, sys, code) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])', token],
-    ['INSERT INTO idx_string (rk, p, v, raw) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])', string],
-    ['INSERT INTO idx_date (rk, p, lo, hi) SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[])', date],
-    ['INSERT INTO idx_ref (rk, p, ttype, tid) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])', ref],
-    ['INSERT INTO idx_number (rk, p, v, sys, code) SELECT * FROM unnest($1::bigint[], $2::text[], $3::numeric[], $4::text[], $5::text[])', num],
+  // Rows travel as JSON arrays of arrays (smaller than objects); ->> picks the columns.
+  const inserts: [string, string[], unknown[]][] = [
+    ['idx_token (rk, p, sys, code)', ['::bigint', '', '', ''], token],
+    ['idx_string (rk, p, v, raw)', ['::bigint', '', '', ''], string],
+    ['idx_date (rk, p, lo, hi)', ['::bigint', '', '::timestamptz', '::timestamptz'], date],
+    ['idx_ref (rk, p, ttype, tid)', ['::bigint', '', '', ''], ref],
+    ['idx_number (rk, p, v, sys, code)', ['::bigint', '', '::numeric', '', ''], num],
   ];
-  for (const [sql, cols] of inserts) if (cols[0].length > 0) await tx.query(sql, cols);
-}
-
-function push(cols: unknown[][], ...values: unknown[]): void {
-  for (let i = 0; i < values.length; i++) cols[i].push(values[i]);
-}
-
-function columns<T>(items: T[], pick: (item: T) => unknown[]): unknown[][] {
-  const first = pick(items[0]);
-  const cols: unknown[][] = first.map(() => []);
-  for (const item of items) push(cols, ...pick(item));
-  return cols;
+  for (const [target, casts, rows] of inserts) {
+    if (rows.length === 0) continue;
+    const cols = casts.map((cast, i) => `(e->>${i})${cast}`).join(', ');
+    await tx.query(`INSERT INTO ${target} SELECT ${cols} FROM jsonb_array_elements($1::jsonb) AS e`, [JSON.stringify(rows)]);
+  }
 }

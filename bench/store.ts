@@ -1,0 +1,160 @@
+/**
+ * bench/store: load a synthetic consortium through 100-entry transaction Bundles on PostgreSQL,
+ * load the same rows with COPY into a bare table in the same run (the storage ceiling of this
+ * machine), then measure search latency over HTTP against the loaded store.
+ *
+ *   npm run bench:store -- [--resources 1000000] [--patients 20000] [--concurrency 4]
+ *                          [--samples 200] [--database-url postgres://...]
+ */
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { parseArgs } from 'node:util';
+import { Client } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { Bundle, Patient } from '@medplum/fhirtypes';
+import { generateConsortium, generatorSummary, type GeneratorOptions } from '../fixtures/synthetic/consortium';
+import { createApp } from '../gateway/app';
+import { createValidator } from '../profiles/validator';
+import { processBundle } from '../store/bundle';
+import { openStore } from '../store/open';
+
+const { values: args } = parseArgs({
+  options: {
+    resources: { type: 'string', default: '1000000' },
+    patients: { type: 'string', default: '20000' },
+    concurrency: { type: 'string', default: '4' },
+    samples: { type: 'string', default: '200' },
+    'database-url': { type: 'string', default: process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+  },
+});
+
+const gen: GeneratorOptions = {
+  seed: 7,
+  resources: Number(args.resources),
+  patients: Number(args.patients),
+  bundleSize: 100,
+  bigPatientResources: 500,
+};
+
+async function admin(sql: string): Promise<void> {
+  const c = new Client({ connectionString: args['database-url'] });
+  await c.connect();
+  await c.query(sql);
+  await c.end();
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function main(): Promise<void> {
+  const summary = generatorSummary(gen);
+  const dbName = `bench_store_${Date.now()}`;
+  await admin(`CREATE DATABASE ${dbName}`);
+  const url = new URL(args['database-url']);
+  url.pathname = `/${dbName}`;
+  const store = await openStore({ databaseUrl: url.toString(), maxConnections: Number(args.concurrency) + 4 }, { validate: createValidator() });
+  console.log(`bench/store: ${summary.resources} resources, ${summary.patients} patients, bundles of ${gen.bundleSize}, concurrency ${args.concurrency}, PostgreSQL database ${dbName}`);
+
+  try {
+    // Generation alone, so its share of both load figures below is visible.
+    let t0 = performance.now();
+    let generated = 0;
+    for (const b of generateConsortium(gen)) generated += b.entry!.length;
+    const genSeconds = (performance.now() - t0) / 1000;
+    console.log(`generate only:        ${generated} resources in ${genSeconds.toFixed(1)} s (${Math.round(generated / genSeconds)}/s)`);
+
+    // 1. Transaction Bundles through the store, as ingest will submit them.
+    let bigPatient: string | undefined;
+    t0 = performance.now();
+    const cpu0 = process.cpuUsage();
+    const inFlight = new Set<Promise<unknown>>();
+    let loaded = 0;
+    for (const bundle of generateConsortium(gen)) {
+      bigPatient ??= bundle.entry!.find((e) => e.resource?.resourceType === 'Patient')?.resource?.id;
+      const p = processBundle(store.repo, bundle).then(() => {
+        loaded += bundle.entry!.length;
+        inFlight.delete(p);
+      });
+      inFlight.add(p);
+      if (inFlight.size >= Number(args.concurrency)) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+    const txSeconds = (performance.now() - t0) / 1000;
+    const txRate = loaded / txSeconds;
+    const cpu = process.cpuUsage(cpu0);
+    const nodeCpu = (cpu.user + cpu.system) / 1e6;
+
+    // 2. The same rows with COPY into a bare table (no indexes, no history, no validation).
+    const copyClient = new Client({ connectionString: url.toString() });
+    await copyClient.connect();
+    await copyClient.query('CREATE TABLE bench_copy (type text, id text, content jsonb)');
+    t0 = performance.now();
+    const stream = copyClient.query(copyFrom('COPY bench_copy (type, id, content) FROM STDIN WITH (FORMAT csv)'));
+    let copied = 0;
+    for (const bundle of generateConsortium(gen)) {
+      let chunk = '';
+      for (const e of bundle.entry!) {
+        const r = e.resource!;
+        chunk += `${r.resourceType},${r.id},"${JSON.stringify(r).replace(/"/g, '""')}"\n`;
+        copied++;
+      }
+      if (!stream.write(chunk)) await once(stream, 'drain');
+    }
+    stream.end();
+    await once(stream, 'finish');
+    const copySeconds = (performance.now() - t0) / 1000;
+    const copyRate = copied / copySeconds;
+    await copyClient.query('DROP TABLE bench_copy');
+    await copyClient.end();
+
+    console.log(`transaction bundles:  ${loaded} resources in ${txSeconds.toFixed(1)} s = ${Math.round(txRate)} resources/s (gateway process CPU ${nodeCpu.toFixed(1)} s)`);
+    console.log(`COPY, bare table:     ${copied} rows in ${copySeconds.toFixed(1)} s = ${Math.round(copyRate)} rows/s`);
+    console.log(`ratio transaction/COPY: ${(txRate / copyRate * 100).toFixed(1)}%`);
+
+    // 3. Latency of typical clinical queries, over HTTP, one at a time.
+    await store.db.query('ANALYZE');
+    const app = createApp({ repo: store.repo });
+    const server = app.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/fhir`;
+    const samples = Number(args.samples);
+    const sampledPatients = await store.db.query<{ content: string }>(
+      `SELECT content::text AS content FROM resource WHERE type = 'Patient' ORDER BY random() LIMIT ${samples}`,
+    );
+    const pats = sampledPatients.map((r) => JSON.parse(r.content) as Patient);
+    const queries: [string, (i: number) => string][] = [
+      ['Patient by identifier', (i) => { const id = pats[i % pats.length].identifier![0]; return `Patient?identifier=${encodeURIComponent(`${id.system}|${id.value}`)}`; }],
+      ['Observation patient+code+date', (i) => `Observation?patient=${pats[i % pats.length].id}&code=${encodeURIComponent('http://loinc.org|718-7')}&date=ge2021-01-01&date=lt2025-01-01`],
+      ['DiagnosticReport patient+_include=result', (i) => `DiagnosticReport?patient=${pats[i % pats.length].id}&_include=DiagnosticReport:result`],
+      [`Patient/$everything (${bigPatient}, ~500)`, () => `Patient/${bigPatient}/$everything`],
+    ];
+    console.log('\nlatency over HTTP, to the last byte (sequential requests)      p50 ms   p95 ms   entries(avg)');
+    for (const [name, make] of queries) {
+      for (let i = 0; i < 20; i++) await (await fetch(`${base}/${make(i)}`)).text();
+      const times: number[] = [];
+      let entries = 0;
+      for (let i = 0; i < samples; i++) {
+        const t = performance.now();
+        const res = await fetch(`${base}/${make(i)}`);
+        const text = await res.text();
+        // Latency ends at the last byte received; the client's parse is not the server's time.
+        times.push(performance.now() - t);
+        const body = JSON.parse(text) as Bundle;
+        if (res.status !== 200) throw new Error(`${make(i)} -> ${res.status} ${JSON.stringify(body)}`);
+        entries += body.entry?.length ?? 0;
+      }
+      times.sort((a, b) => a - b);
+      console.log(`${name.padEnd(44)} ${percentile(times, 50).toFixed(2).padStart(7)}  ${percentile(times, 95).toFixed(2).padStart(7)}   ${(entries / samples).toFixed(1)}`);
+    }
+    server.close();
+  } finally {
+    await store.close();
+    await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
