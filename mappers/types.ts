@@ -72,6 +72,13 @@ export interface MergeRequest {
 }
 
 /** What a mapper makes of one source record. Pure data: no I/O happened to make it. */
+export interface RawRecord {
+  raw: string;
+  kind: string;
+  localId?: string;
+  line?: number;
+}
+
 export interface MapResult {
   /** A transaction Bundle with PUTs to deterministic ids (see ids.ts). */
   bundle: Bundle & { type: 'transaction' };

@@ -6,7 +6,7 @@ import { conditionFromDg1 } from './diagnosis';
 import { encounterOf } from './encounter';
 import type { Er7Message } from './er7';
 import { mrnOf, patientOf } from './patient';
-import type { ResultBuilder } from './result';
+import type { ResultBuilder } from '../common/result';
 
 /** The visit status an event sets; A08 (update) sets none and carries what PV1 says. */
 const EVENT_STATUS: Readonly<Record<string, Encounter['status']>> = {

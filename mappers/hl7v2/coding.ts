@@ -1,8 +1,8 @@
 /** CE/CWE values as CodeableConcepts: the sender's coding kept, the standard one beside it. */
 import type { CodeableConcept, Coding } from '@medplum/fhirtypes';
 import type { Er7Field } from './er7';
-import type { ResultBuilder } from './result';
-import { ATC, DICOM_DCM, ICD10, LOINC, SNOMED, UCUM, v2Table } from './systems';
+import type { ResultBuilder } from '../common/result';
+import { ATC, DICOM_DCM, ICD10, LOINC, SNOMED, UCUM, v2Table } from '../common/systems';
 
 /** Record kinds with a local code system in SourceConfig.localSystems. */
 export type LocalKind = 'lab' | 'exam' | 'diagnosis' | 'drug';

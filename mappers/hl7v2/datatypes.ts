@@ -2,8 +2,8 @@
 import type { Identifier, Practitioner, Reference } from '@medplum/fhirtypes';
 import { canonicalSystem } from '../identifiers';
 import type { Er7Field } from './er7';
-import type { ResultBuilder } from './result';
-import { V2_0203 } from './systems';
+import type { ResultBuilder } from '../common/result';
+import { V2_0203 } from '../common/systems';
 
 /**
  * The system an assigning authority (HD in CX.4 / EI.2-4) names: its universal id as a URN

@@ -4,8 +4,8 @@ import { codeable, sourceCodeKey } from './coding';
 import type { VisitRef } from './encounter';
 import type { Er7Segment } from './er7';
 import type { PatientRef } from './patient';
-import type { ResultBuilder } from './result';
-import { CONDITION_CATEGORY, CONDITION_VERIFICATION, DIAGNOSIS_ROLE } from './systems';
+import type { ResultBuilder } from '../common/result';
+import { CONDITION_CATEGORY, CONDITION_VERIFICATION, DIAGNOSIS_ROLE } from '../common/systems';
 
 /** DG1-6 diagnosis type (HL7 table 0052): what it says about the diagnosis and its role in the visit. */
 const DIAGNOSIS_TYPE: Readonly<Record<string, { verification: string; role?: string }>> = {

@@ -3,8 +3,8 @@ import type { Coding, Encounter, EncounterParticipant } from '@medplum/fhirtypes
 import { identifierType, practitioner } from './datatypes';
 import type { Er7Message, Er7Segment } from './er7';
 import type { PatientRef } from './patient';
-import type { ResultBuilder } from './result';
-import { V3_ACT_CODE, V3_PARTICIPATION_TYPE } from './systems';
+import type { ResultBuilder } from '../common/result';
+import { V3_ACT_CODE, V3_PARTICIPATION_TYPE } from '../common/systems';
 
 /** PV1-2 patient class (HL7 table 0004) as the Encounter class (v3 ActCode). */
 const CLASS: Readonly<Record<string, Coding>> = {

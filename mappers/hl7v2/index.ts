@@ -18,7 +18,7 @@ import { readHeader } from './header';
 import { mapOrders } from './orders';
 import { mapOru } from './oru';
 import { mapPharmacy } from './pharmacy';
-import { ResultBuilder } from './result';
+import { ResultBuilder } from '../common/result';
 
 export { decodeEr7 } from './decode';
 export { ackCodeFor, readHeader, type Hl7Header } from './header';

@@ -4,9 +4,9 @@ import { codeable, type LocalKind } from './coding';
 import type { VisitRef } from './encounter';
 import { parseNumber, type Er7Segment } from './er7';
 import type { PatientRef } from './patient';
-import type { ResultBuilder } from './result';
+import type { ResultBuilder } from '../common/result';
 import { observationCategory, type Section } from './sections';
-import { V3_INTERPRETATION } from './systems';
+import { V3_INTERPRETATION } from '../common/systems';
 import { quantity, unitOf, type UnitField } from './units';
 
 /** OBX-11 observation result status (HL7 table 0085). */

@@ -8,7 +8,7 @@ import { visitCopy, type VisitRef } from './encounter';
 import type { Er7Field, Er7Message, Er7Segment } from './er7';
 import { noteText, orderGroups, type OrderGroup } from './groups';
 import { patientOf, type PatientRef } from './patient';
-import type { ResultBuilder } from './result';
+import type { ResultBuilder } from '../common/result';
 import { reportCategory, sectionOf, type Section } from './sections';
 
 /** An order's state, in MedicationRequest's words; ServiceRequest folds cancelled and stopped into revoked. */

@@ -28,9 +28,9 @@ import { noteText, orderGroups, type OrderGroup } from './groups';
 import { observationFromObx, obxStatus, obxText, TEXT_TYPES, type ObservationContext } from './observation';
 import { placerField, type OrderSubject } from './orders';
 import { patientOf } from './patient';
-import type { ResultBuilder } from './result';
+import type { ResultBuilder } from '../common/result';
 import { modalityCoding, reportCategory, sectionOf, type Section } from './sections';
-import { DICOM_UID } from './systems';
+import { DICOM_UID } from '../common/systems';
 
 /** OBR-25 result status (HL7 table 0123). */
 const REPORT_STATUS: Readonly<Record<string, DiagnosticReport['status']>> = {

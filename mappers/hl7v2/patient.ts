@@ -4,7 +4,7 @@ import { idCardIdentifier, mrnIdentifier, SYSTEMS } from '../identifiers';
 import { MappingError } from '../types';
 import { authoritySystem, identifierType, personName } from './datatypes';
 import type { Er7Field, Er7Message, Er7Segment } from './er7';
-import type { ResultBuilder } from './result';
+import type { ResultBuilder } from '../common/result';
 
 type IdKind = 'mrn' | 'idCard' | 'healthCard' | 'insuranceCard';
 

@@ -8,8 +8,8 @@ import type { Er7Field, Er7Message, Er7Segment } from './er7';
 import { noteText, orderGroups } from './groups';
 import { orderStatus, type OrderSubject } from './orders';
 import { patientOf } from './patient';
-import type { ResultBuilder } from './result';
-import { V2_0162 } from './systems';
+import type { ResultBuilder } from '../common/result';
+import { V2_0162 } from '../common/systems';
 import { dosageTiming, type TimingParts } from './timing';
 import { quantity, unitOf } from './units';
 

@@ -6,8 +6,8 @@
 import type { CodeableConcept, Coding } from '@medplum/fhirtypes';
 import type { LocalKind } from './coding';
 import type { Er7Segment } from './er7';
-import type { ResultBuilder } from './result';
-import { DICOM_DCM, OBSERVATION_CATEGORY, V2_0074 } from './systems';
+import type { ResultBuilder } from '../common/result';
+import { DICOM_DCM, OBSERVATION_CATEGORY, V2_0074 } from '../common/systems';
 
 export type ReportKind = 'lab' | 'imaging' | 'ecg' | 'pathology';
 

@@ -1,7 +1,7 @@
 /** Administration frequency and duration (TQ1, or the older TQ in RXE-1) as a FHIR Timing. */
 import type { Duration, Timing, TimingRepeat } from '@medplum/fhirtypes';
-import type { ResultBuilder } from './result';
-import { UCUM } from './systems';
+import type { ResultBuilder } from '../common/result';
+import { UCUM } from '../common/systems';
 import { unitCode } from './units';
 
 type Repeat = Pick<TimingRepeat, 'frequency' | 'period' | 'periodUnit' | 'when' | 'count'>;

@@ -4,7 +4,7 @@
  */
 import type { Quantity } from '@medplum/fhirtypes';
 import type { Er7Field } from './er7';
-import { UCUM } from './systems';
+import { UCUM } from '../common/systems';
 
 const UCUM_UNITS: readonly (readonly [string, readonly string[]])[] = [
   ['mmol/L', ['mmol/l']],
