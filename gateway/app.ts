@@ -2,6 +2,8 @@ import express, { type ErrorRequestHandler, type Express } from 'express';
 import type { Repository } from '../store/repository';
 import { FhirError, outcome } from '../store/errors';
 import { fhirRouter, sendJson } from './fhir/routes';
+import { ingestRouter } from './ingest/routes';
+import type { IngestService } from './ingest/service';
 
 export interface AppDeps {
   repo: Repository;
@@ -9,6 +11,8 @@ export interface AppDeps {
   baseUrl?: string;
   /** Called with unexpected errors (the client gets a generic OperationOutcome). */
   onError?: (err: unknown) => void;
+  /** Receipt of facility records; `/ingest` is mounted when present. */
+  ingest?: IngestService;
 }
 
 const JSON_TYPES = ['application/json', 'application/fhir+json', 'application/json-patch+json'];
@@ -20,6 +24,7 @@ export function createApp(deps: AppDeps): Express {
   app.use('/fhir', express.json({ type: JSON_TYPES, limit: '50mb', strict: true }));
   app.use('/fhir', express.urlencoded({ extended: false, type: 'application/x-www-form-urlencoded' }));
   app.use('/fhir', fhirRouter(deps.repo, deps.baseUrl));
+  if (deps.ingest) app.use('/ingest', ingestRouter(deps.ingest));
   app.use('/fhir', (_req, res) => sendJson(res, 404, outcome([{ severity: 'error', code: 'not-found', diagnostics: 'No such FHIR endpoint' }])));
   app.use(errorHandler(deps.onError));
   return app;

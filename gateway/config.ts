@@ -21,6 +21,16 @@ export interface Config {
   demo: boolean;
   /** Pool size for PostgreSQL (`PG_MAX_CONNECTIONS`); undefined keeps the driver's default. */
   pgMaxConnections?: number;
+  /** TCP port of the MLLP listener (`MLLP_PORT`, default 2575; 0 turns it off). */
+  mllpPort: number;
+  /** Run the ingest worker inside the gateway process (`INGEST_WORKER`, default on). */
+  inlineWorker: boolean;
+  /** Jobs one worker process applies at once (`WORKER_CONCURRENCY`, default 8). */
+  workerConcurrency: number;
+  /** The registered sources (`SOURCES_FILE`, default the demo consortium's fixtures/demo-sources.json). */
+  sourcesFile: string;
+  /** Key prefix of the queues in Redis (`QUEUE_PREFIX`, default `{fhirgw}`); gateways sharing a Redis need their own. */
+  queuePrefix: string;
 }
 
 /** A configuration error: its message is one line that names the variable. */
@@ -50,7 +60,16 @@ export function loadConfig(env: Env = process.env): Config {
   const maxRaw = get('PG_MAX_CONNECTIONS');
   const pgMaxConnections = maxRaw === undefined ? undefined : parsePositiveInt('PG_MAX_CONNECTIONS', maxRaw, 1000);
 
-  return { port, dataDir, databaseUrl, redisUrl, logLevel, baseUrl, demo, pgMaxConnections };
+  const mllpRaw = get('MLLP_PORT') ?? '2575';
+  const mllpPort = mllpRaw === '0' ? 0 : parsePort('MLLP_PORT', mllpRaw);
+  const inlineWorker = parseBoolean('INGEST_WORKER', get('INGEST_WORKER') ?? 'true');
+  const workerConcurrency = parsePositiveInt('WORKER_CONCURRENCY', get('WORKER_CONCURRENCY') ?? '8', 256);
+  const sourcesFile = resolve(get('SOURCES_FILE') ?? resolve(__dirname, '../fixtures/demo-sources.json'));
+
+  const queuePrefix = get('QUEUE_PREFIX') ?? '{fhirgw}';
+  if (!/^\{[A-Za-z0-9_-]{1,40}\}$/.test(queuePrefix)) throw new ConfigError(`Invalid QUEUE_PREFIX: '${queuePrefix}' must look like {name} (a Redis Cluster hash tag)`);
+
+  return { port, dataDir, databaseUrl, redisUrl, logLevel, baseUrl, demo, pgMaxConnections, mllpPort, inlineWorker, workerConcurrency, sourcesFile, queuePrefix };
 }
 
 function parsePort(name: string, raw: string): number {

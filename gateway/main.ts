@@ -4,24 +4,33 @@
  * orderly shutdown. Any startup failure prints one line and exits 1.
  */
 import { mkdirSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import type { Server as TcpServer } from 'node:net';
 import { join } from 'node:path';
+import type { Queue, Worker } from 'bullmq';
 import express from 'express';
 import Redis from 'ioredis';
 import { createValidator, type Validator } from '../profiles/validator';
-import { processBundle } from '../store/bundle';
 import { openStore, type OpenStore } from '../store/open';
-import type { Repository } from '../store/repository';
+import { startIngestWorker } from '../workers/ingest';
+import { registerQueueDepth } from '../workers/metrics';
+import { ingestQueue, redisConnection, type IngestJob } from '../workers/queues';
+import { startRecovery } from '../workers/recovery';
+import { loadSources, type SourceRegistry } from '../workers/sources';
+import { queueBoard } from './admin';
 import { createApp } from './app';
+import { loadDemo, loadDemoMessages } from './demo';
+import { createMllpServer } from './ingest/mllp';
+import { IngestService } from './ingest/service';
 import { ConfigError, loadConfig, redactUrl, type Config } from './config';
 import { createHealthRouter, metricsMiddleware } from './health';
 import { logger, type Logger } from './logger';
 import { findRedisServer, RedisNotFoundError, startRedisServer, type RedisChild } from './redis-process';
 
-/** The demo consortium loaded into an empty store (DEMO=true). */
-export const DEMO_SIZE = { seed: 20240601, patients: 50, resources: 2000, bundleSize: 100 } as const;
-
 const SHUTDOWN_TIMEOUT_MS = 20000;
+
+/** Stranded messages (their job lost with Redis) are queued again after a minute. */
+const RECOVERY = { intervalMs: 30_000, graceMs: 60_000 };
 
 /** A startup failure whose message is already the one line to print. */
 class StartupError extends Error {}
@@ -33,6 +42,10 @@ interface Running {
   redisClient?: Redis;
   store?: OpenStore;
   server?: Server;
+  mllp?: TcpServer;
+  queue?: Queue<IngestJob>;
+  worker?: Worker<IngestJob>;
+  stopRecovery?: () => void;
   demo?: Promise<void>;
   stopDemo: boolean;
 }
@@ -72,6 +85,13 @@ async function start(state: Running, log: Logger): Promise<void> {
     );
   }
 
+  let sources: SourceRegistry;
+  try {
+    sources = loadSources(config.sourcesFile);
+  } catch (err) {
+    throw new StartupError(`cannot load the sources (SOURCES_FILE): ${oneLine(err)}`);
+  }
+
   // Compiled before the store opens so that, once listening, nothing blocks for seconds.
   let t = Date.now();
   const validate: Validator = createValidator();
@@ -101,20 +121,36 @@ async function start(state: Running, log: Logger): Promise<void> {
   state.redisClient = await connectRedis(redisUrl!, !config.redisUrl, log);
 
   const store = state.store;
+  const connection = redisConnection(redisUrl!);
+  const queue = (state.queue = ingestQueue(connection, config.queuePrefix));
+  registerQueueDepth(queue);
+  const ingestLog = logger.child({ component: 'ingest' });
+  const ingest = new IngestService({ repo: store.repo, queue, sources, log: ingestLog });
+  if (config.inlineWorker) {
+    state.worker = startIngestWorker({ repo: store.repo, sources, log: ingestLog }, { connection, concurrency: config.workerConcurrency, prefix: config.queuePrefix });
+    state.stopRecovery = await startRecovery(store.db, queue, ingestLog, RECOVERY);
+  }
+
   const app = express();
   app.disable('x-powered-by');
   app.use(metricsMiddleware);
   app.use(createHealthRouter({ db: store.db, redis: state.redisClient }));
+  app.use('/admin/queues', queueBoard([queue], '/admin/queues'));
   app.use(
     createApp({
       repo: store.repo,
+      ingest,
       baseUrl: config.baseUrl,
       // Message, code and stack only: driver errors carry a `detail` that can quote row values.
       onError: (err) => logger.error({ err: errorSummary(err) }, 'unexpected error while handling a request'),
     }),
   );
 
-  state.server = await listen(app, config.port);
+  state.server = await listen(createServer(app), config.port, 'PORT');
+  if (config.mllpPort) {
+    const mllp = (state.mllp = createMllpServer({ receive: (m) => ingest.receiveHl7(m), log: ingestLog }));
+    await listen(mllp, config.mllpPort, 'MLLP_PORT');
+  }
   log.debug({ uptimeMs: Math.round(process.uptime() * 1000) }, 'listening');
   const storeKind = store.db.kind === 'pg' ? 'postgres' : 'pglite';
   log.info(
@@ -123,7 +159,12 @@ async function start(state: Running, log: Logger): Promise<void> {
   );
 
   if (config.demo) {
-    state.demo = loadDemo(store.repo, () => state.stopDemo, logger.child({ component: 'demo' })).catch((err) => {
+    const demoLog = logger.child({ component: 'demo' });
+    const stopped = (): boolean => state.stopDemo;
+    state.demo = (async () => {
+      await loadDemo(store.repo, stopped, demoLog);
+      await loadDemoMessages(ingest, stopped, demoLog);
+    })().catch((err) => {
       logger.error({ err: oneLine(err) }, 'loading the demo consortium failed; the gateway keeps running');
     });
   }
@@ -160,68 +201,14 @@ async function connectRedis(url: string, isPrivate: boolean, log: Logger): Promi
   return client;
 }
 
-function listen(app: express.Express, port: number): Promise<Server> {
+function listen<S extends TcpServer>(server: S, port: number, variable: string): Promise<S> {
   return new Promise((resolve, reject) => {
-    const server = app.listen(port);
     server.once('listening', () => resolve(server));
     server.once('error', (err: NodeJS.ErrnoException) => {
-      reject(new StartupError(err.code === 'EADDRINUSE' ? `port ${port} is already in use (set PORT)` : `cannot listen on port ${port}: ${err.message}`));
+      reject(new StartupError(err.code === 'EADDRINUSE' ? `port ${port} is already in use (set ${variable})` : `cannot listen on port ${port} (${variable}): ${err.message}`));
     });
+    server.listen(port);
   });
-}
-
-/**
- * Loads the synthetic demo consortium through the same bundle path clients use, once: when the
- * store holds no Organization yet, or to finish a demo load that a shutdown interrupted (its
- * first resource is there, its last is not; PUTs with fixed ids make the rerun idempotent).
- * Logs counts only (see the note in logger.ts).
- */
-async function loadDemo(repo: Repository, stopped: () => boolean, log: Logger): Promise<void> {
-  // Imported only when needed: with DEMO=false the generator is never loaded.
-  const { generateConsortium, generateConsortiumResources } = await import('../fixtures/synthetic/consortium');
-  const existing = await repo.search('Organization', [['_count', '1']], {}, 1);
-  let resuming = false;
-  if (existing.matches.length > 0) {
-    let first: { resourceType: string; id: string } | undefined;
-    let last: { resourceType: string; id: string } | undefined;
-    for (const r of generateConsortiumResources(DEMO_SIZE)) {
-      first ??= r;
-      last = r;
-    }
-    resuming = first !== undefined && last !== undefined && (await exists(repo, first)) && !(await exists(repo, last));
-    if (!resuming) {
-      log.info('store already holds organisations; demo consortium not loaded');
-      return;
-    }
-  }
-  const started = Date.now();
-  log.info(
-    { patients: DEMO_SIZE.patients, resources: DEMO_SIZE.resources },
-    resuming ? 'resuming an interrupted demo consortium load' : 'loading the demo consortium in the background',
-  );
-  let bundles = 0;
-  let entries = 0;
-  for (const bundle of generateConsortium(DEMO_SIZE)) {
-    if (stopped()) {
-      log.info({ bundles, entries }, 'demo load interrupted by shutdown; it resumes on the next start');
-      return;
-    }
-    await processBundle(repo, bundle);
-    bundles++;
-    entries += bundle.entry?.length ?? 0;
-    // Let waiting requests in between bundles: PGlite and the generator share this thread.
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  log.info({ bundles, entries, seconds: (Date.now() - started) / 1000 }, 'demo consortium loaded');
-}
-
-async function exists(repo: Repository, r: { resourceType: string; id: string }): Promise<boolean> {
-  try {
-    await repo.read(r.resourceType, r.id);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function installSignalHandlers(state: Running, log: Logger): void {
@@ -259,8 +246,13 @@ async function cleanup(state: Running): Promise<void> {
     server.closeIdleConnections();
     await closed;
   }
+  if (state.mllp) await new Promise<void>((resolve) => state.mllp!.close(() => resolve()));
   // Let the bundle in flight commit before the store closes under it.
   if (state.demo) await state.demo;
+  state.stopRecovery?.();
+  // A job in flight finishes (or its transaction rolls back and it is retried later).
+  if (state.worker) await state.worker.close();
+  if (state.queue) await state.queue.close();
   if (state.redisClient) await state.redisClient.quit().catch(() => state.redisClient?.disconnect());
   if (state.store) await state.store.close();
   const child = state.redisChild ?? (await state.redisStart?.catch(() => undefined));

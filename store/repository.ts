@@ -81,6 +81,39 @@ export class Repository {
     return inTransaction(this.db, (tx) => fn(new Repository(this.db, this.options, tx)));
   }
 
+  /**
+   * Runs `fn` inside a savepoint of the current transaction: if it throws, its writes are
+   * undone and the transaction stays usable, so one bad record in a batch costs only itself.
+   */
+  async savepoint<T>(fn: (repo: Repository) => Promise<T>): Promise<T> {
+    if (!this.tx) throw new Error('savepoint() needs a repository bound to a transaction');
+    await this.tx.query('SAVEPOINT sp');
+    try {
+      const out = await fn(this);
+      await this.tx.query('RELEASE SAVEPOINT sp');
+      return out;
+    } catch (err) {
+      await this.tx.query('ROLLBACK TO SAVEPOINT sp');
+      throw err;
+    }
+  }
+
+  /** The executor of the transaction this repository is bound to, for tables beside the resources (the ingest log). */
+  get executor(): SqlExecutor {
+    return this.sql;
+  }
+
+  /** Which of `Type/id` references name a current (not deleted) resource. */
+  async existing(references: string[]): Promise<Set<string>> {
+    if (references.length === 0) return new Set();
+    const pairs = references.map((r) => r.split('/', 2));
+    const rows = await this.sql.query<{ type: string; id: string }>(
+      `SELECT r.type, r.id FROM resource r JOIN unnest($1::text[], $2::text[]) AS k(type, id) ON r.type = k.type AND r.id = k.id WHERE NOT r.deleted`,
+      [pairs.map((p) => p[0]), pairs.map((p) => p[1])],
+    );
+    return new Set(rows.map((r) => `${r.type}/${r.id}`));
+  }
+
   async read(type: string, id: string): Promise<StoredResource> {
     const rows = await this.sql.query<ResourceRow>(`SELECT ${RESOURCE_COLUMNS} FROM resource r WHERE r.type = $1 AND r.id = $2`, [type, id]);
     if (rows.length === 0) throw notFound(`${type}/${id} not found`);

@@ -57,6 +57,31 @@ const MIGRATIONS: string[] = [
   CREATE INDEX idx_number_lookup ON idx_number (p, v) INCLUDE (rk);
   CREATE INDEX idx_number_rk ON idx_number (rk);
   `,
+  // The ingest log: every record a facility sent, kept as received before it is acknowledged,
+  // with its fate. `seq` is arrival order; `patient_key` (the Patient the record is about)
+  // lets a worker apply one patient's records in that order.
+  `
+  CREATE TABLE ingest_message (
+    id uuid PRIMARY KEY,
+    seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+    source text NOT NULL,
+    kind text NOT NULL,
+    control_id text,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    charset text,
+    body bytea NOT NULL,
+    patient_key text,
+    state text NOT NULL CHECK (state IN ('received', 'done', 'failed')),
+    attempts integer NOT NULL DEFAULT 0,
+    finished_at timestamptz,
+    outcome jsonb,
+    resources jsonb,
+    unmapped jsonb
+  );
+  CREATE INDEX ingest_message_pending ON ingest_message (patient_key, seq) WHERE state = 'received';
+  CREATE INDEX ingest_message_waiting ON ingest_message (seq) WHERE state = 'received';
+  CREATE INDEX ingest_message_source ON ingest_message (source, state)
+  `,
 ];
 
 const LOCK_KEY = 727_001; // any constant shared by every process of this gateway

@@ -1,0 +1,185 @@
+/**
+ * bench/ingest: N ORU^R01 lab messages (8 OBX each) posted over HTTP to `POST /ingest/hl7v2`
+ * by K concurrent clients, on PostgreSQL and Redis, timed until every result is searchable.
+ * Prints messages/s, resources/s, ACK latency (p50/p95), and, in the same run, the store's
+ * own rate for the same resources through 100-entry transaction Bundles (bench/store's
+ * method), with the ratio between the two. With --duration it keeps posting for that many
+ * seconds and samples the process's memory, to show whether it stays flat.
+ *
+ *   npm run bench:ingest -- [--messages 20000] [--clients 16] [--concurrency 8]
+ *                           [--worker-processes 0] [--duration 0] [--database-url ...] [--redis-url ...]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
+import { Client } from 'pg';
+import pino from 'pino';
+import { oru, syntheticPatient } from '../fixtures/synthetic/hl7';
+import { createApp } from '../gateway/app';
+import { IngestService } from '../gateway/ingest/service';
+import { createValidator } from '../profiles/validator';
+import { processBundle } from '../store/bundle';
+import { openStore, type OpenStore } from '../store/open';
+import { prepare, startIngestWorker } from '../workers/ingest';
+import { ingestQueue, redisConnection } from '../workers/queues';
+import { loadSources } from '../workers/sources';
+
+const { values: args } = parseArgs({
+  options: {
+    messages: { type: 'string', default: '20000' },
+    clients: { type: 'string', default: '16' },
+    concurrency: { type: 'string', default: '8' },
+    'worker-processes': { type: 'string', default: '0' },
+    duration: { type: 'string', default: '0' },
+    'database-url': { type: 'string', default: process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+    'redis-url': { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
+  },
+});
+
+const N = Number(args.messages);
+const K = Number(args.clients);
+const DURATION = Number(args.duration);
+const WORKER_PROCESSES = Number(args['worker-processes']);
+const log = pino({ level: 'warn' });
+const sources = loadSources(resolve(__dirname, '../fixtures/demo-sources.json'));
+const PATIENTS = Math.max(1, Math.floor(N / 5));
+
+const message = (i: number, tag: string): string => oru(syntheticPatient(i % PATIENTS), `${tag}-${i}`, `${tag}R${i}`, 8, i);
+
+async function admin(sql: string): Promise<void> {
+  const c = new Client({ connectionString: args['database-url'] });
+  await c.connect();
+  await c.query(sql);
+  await c.end();
+}
+
+async function freshStore(name: string): Promise<{ store: OpenStore; url: string }> {
+  await admin(`CREATE DATABASE ${name}`);
+  const url = new URL(args['database-url']);
+  url.pathname = `/${name}`;
+  const store = await openStore({ databaseUrl: url.toString(), maxConnections: 16 }, { validate: createValidator() });
+  return { store, url: url.toString() };
+}
+
+const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+
+async function waitUntilApplied(store: OpenStore, expected: number): Promise<void> {
+  for (;;) {
+    const [r] = await store.db.query<{ waiting: number; total: number }>(
+      `SELECT count(*) FILTER (WHERE state = 'received')::int AS waiting, count(*)::int AS total FROM ingest_message`,
+    );
+    if (r.total >= expected && r.waiting === 0) return;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
+/** K clients posting messages `from`..`to` (or until `until`), collecting ACK latencies. */
+async function post(base: string, tag: string, count: number, until?: number): Promise<{ latencies: number[]; sent: number }> {
+  const latencies: number[] = [];
+  let next = 0;
+  const client = async (): Promise<void> => {
+    for (;;) {
+      const i = next++;
+      if (until ? Date.now() > until : i >= count) return;
+      const t = performance.now();
+      const res = await fetch(`${base}/ingest/hl7v2`, { method: 'POST', headers: { 'content-type': 'application/hl7-v2' }, body: message(i, tag) });
+      const ack = await res.text();
+      latencies.push(performance.now() - t);
+      if (res.status !== 200) throw new Error(`message ${i}: HTTP ${res.status} ${ack.replace(/\r/g, '\n')}`);
+    }
+  };
+  await Promise.all(Array.from({ length: K }, client));
+  return { latencies, sent: Math.min(next, until ? next : count) };
+}
+
+async function main(): Promise<void> {
+  const stamp = Date.now();
+  const dbs = [`bench_ingest_${stamp}`, `bench_ingest_store_${stamp}`];
+  const children: ChildProcess[] = [];
+  console.log(`bench/ingest: ${N} ORU^R01 x 8 OBX for ${PATIENTS} patients, ${K} HTTP clients, ` +
+    (WORKER_PROCESSES ? `${WORKER_PROCESSES} worker process(es)` : 'worker in the gateway process') + `, concurrency ${args.concurrency}, PostgreSQL + Redis`);
+  try {
+    // 1. Baseline: the same resources straight into the store, 100-entry transaction Bundles.
+    const base = await freshStore(dbs[1]);
+    const entries: BundleEntry[] = [];
+    for (let i = 0; i < N; i++) entries.push(...prepare({ sources }, { source: 'city-hospital', body: Buffer.from(message(i, 'BENCH')), charset: null }).bundle.entry!);
+    // A patient appears in several messages: keep its first entry, as ingest's first write.
+    const unique = [...new Map(entries.map((e) => [e.request!.url, e])).values()];
+    let t0 = performance.now();
+    const inFlight = new Set<Promise<unknown>>();
+    for (let i = 0; i < unique.length; i += 100) {
+      const bundle: Bundle = { resourceType: 'Bundle', type: 'transaction', entry: unique.slice(i, i + 100) };
+      const p: Promise<unknown> = processBundle(base.store.repo, bundle).then(() => inFlight.delete(p));
+      inFlight.add(p);
+      if (inFlight.size >= 4) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+    const storeRate = unique.length / ((performance.now() - t0) / 1000);
+    await base.store.close();
+
+    // 2. The gateway: HTTP receipt, ingest log, BullMQ, worker(s), store.
+    const { store, url } = await freshStore(dbs[0]);
+    const prefix = `{bench-${stamp}}`;
+    const connection = redisConnection(args['redis-url']);
+    const queue = ingestQueue(connection, prefix);
+    const ingest = new IngestService({ repo: store.repo, queue, sources, log });
+    if (WORKER_PROCESSES === 0) {
+      startIngestWorker({ repo: store.repo, sources, log }, { connection, concurrency: Number(args.concurrency), prefix });
+    } else {
+      for (let i = 0; i < WORKER_PROCESSES; i++) {
+        children.push(spawn(process.execPath, ['--import', 'tsx', 'gateway/worker.ts'], {
+          cwd: resolve(__dirname, '..'),
+          env: { ...process.env, DATABASE_URL: url, REDIS_URL: args['redis-url'], QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn', WORKER_CONCURRENCY: args.concurrency, PG_MAX_CONNECTIONS: String(Number(args.concurrency) + 2) },
+          stdio: ['ignore', 'inherit', 'inherit'],
+        }));
+      }
+      await new Promise((res) => setTimeout(res, 8000)); // their validator compiles
+    }
+    const server = createServer(createApp({ repo: store.repo, ingest })).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    await post(baseUrl, 'WARM', 200);
+    await waitUntilApplied(store, 200);
+
+    const rss: number[] = [];
+    const sampler = setInterval(() => rss.push(process.memoryUsage().rss), 5000);
+    t0 = performance.now();
+    const sent = await post(baseUrl, 'RUN', N, DURATION ? Date.now() + DURATION * 1000 : undefined);
+    const postSeconds = (performance.now() - t0) / 1000;
+    await waitUntilApplied(store, sent.sent + 200);
+    const seconds = (performance.now() - t0) / 1000;
+    clearInterval(sampler);
+
+    // Searchable: every result of the run is found by a search.
+    const found = await store.repo.search('Observation', [['_summary', 'count'], ['_total', 'accurate']]);
+    const observations = found.total ?? -1;
+    const [{ resources }] = await store.db.query<{ resources: number }>(`SELECT sum(jsonb_array_length(resources))::int AS resources FROM ingest_message WHERE control_id LIKE 'RUN-%'`);
+    const lat = sent.latencies.sort((a, b) => a - b);
+    const msgRate = sent.sent / seconds;
+    const resRate = resources / seconds;
+    console.log(`store alone (100-entry transactions):   ${unique.length} resources at ${Math.round(storeRate)} resources/s`);
+    console.log(`posted:                                  ${sent.sent} messages in ${postSeconds.toFixed(1)} s (${Math.round(sent.sent / postSeconds)}/s received)`);
+    console.log(`applied end to end:                      ${Math.round(msgRate)} messages/s, ${Math.round(resRate)} resources/s (${resources} resources in ${seconds.toFixed(1)} s)`);
+    console.log(`ACK latency:                             p50 ${pct(lat, 50).toFixed(1)} ms, p95 ${pct(lat, 95).toFixed(1)} ms, max ${lat[lat.length - 1].toFixed(1)} ms`);
+    console.log(`ratio ingest / store transaction rate:   ${(resRate / storeRate * 100).toFixed(1)}%`);
+    console.log(`searchable Observations:                 ${observations} (expected ${(sent.sent + 200) * 8})`);
+    if (rss.length > 1) console.log(`gateway RSS (MB) every 5 s:              ${rss.map((b) => Math.round(b / 1048576)).join(' ')}`);
+    server.close();
+    await queue.obliterate({ force: true });
+    await queue.close();
+    await store.close();
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    for (const db of dbs) await admin(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => undefined);
+  }
+  process.exit(0);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,73 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Hl7Receipt } from './service';
+
+const VT = 0x0b;
+const FS = 0x1c;
+const CR = 0x0d;
+
+export interface MllpOptions {
+  /** Receives one message's bytes (without framing) and returns its ACK. */
+  receive: (message: Buffer) => Promise<Hl7Receipt>;
+  log: Logger;
+  /** A frame larger than this closes the connection (a sender not speaking MLLP, or a runaway). */
+  maxMessageBytes?: number;
+  /** Idle connections are closed after this long. */
+  idleTimeoutMs?: number;
+}
+
+/**
+ * The MLLP listener: `<VT> message <FS><CR>` frames, many per connection, answered one ACK
+ * per message in the order received, as interface engines expect. The same receipt as
+ * `POST /ingest/hl7v2`, so the same ACK semantics.
+ */
+export function createMllpServer(opts: MllpOptions): Server {
+  const max = opts.maxMessageBytes ?? 10 * 1024 * 1024;
+  const server = createServer((socket) => handle(socket, opts, max));
+  server.on('error', (err) => opts.log.error({ err: err.message }, 'MLLP listener error'));
+  return server;
+}
+
+function handle(socket: Socket, opts: MllpOptions, max: number): void {
+  socket.setTimeout(opts.idleTimeoutMs ?? 300_000, () => socket.end());
+  let buffer = Buffer.alloc(0);
+  // Messages of one connection are answered in order: each waits for the one before.
+  let chain: Promise<void> = Promise.resolve();
+  socket.on('data', (chunk) => {
+    buffer = buffer.length ? Buffer.concat([buffer, chunk]) : chunk;
+    for (;;) {
+      const start = buffer.indexOf(VT);
+      if (start < 0) {
+        buffer = Buffer.alloc(0); // bytes outside a frame carry nothing
+        break;
+      }
+      const end = buffer.indexOf(FS, start + 1);
+      if (end < 0 || end + 1 >= buffer.length) {
+        if (buffer.length - start > max) {
+          opts.log.warn({ remote: socket.remoteAddress, bytes: buffer.length - start }, 'MLLP frame too large; closing the connection');
+          socket.destroy();
+        }
+        buffer = start > 0 ? buffer.subarray(start) : buffer;
+        break;
+      }
+      const message = Buffer.from(buffer.subarray(start + 1, end));
+      // <FS> must be followed by <CR>; tolerate senders that omit it by not consuming the byte.
+      buffer = buffer.subarray(buffer[end + 1] === CR ? end + 2 : end + 1);
+      chain = chain.then(() => answer(socket, opts, message));
+    }
+  });
+  socket.on('error', (err) => opts.log.debug({ err: err.message }, 'MLLP connection error'));
+}
+
+async function answer(socket: Socket, opts: MllpOptions, message: Buffer): Promise<void> {
+  let ack: Buffer;
+  try {
+    ack = (await opts.receive(message)).ack;
+  } catch (err) {
+    // Not stored (database away): say nothing rather than a false ACK; the sender resends.
+    opts.log.error({ err: (err as Error).message }, 'MLLP message could not be stored; closing the connection');
+    socket.destroy();
+    return;
+  }
+  if (!socket.destroyed) socket.write(Buffer.concat([Buffer.from([VT]), ack, Buffer.from([FS, CR])]));
+}

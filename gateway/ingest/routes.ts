@@ -1,0 +1,87 @@
+import express, { Router, type Request } from 'express';
+import iconv from 'iconv-lite';
+import { MappingError } from '../../mappers/types';
+import { badRequest, FhirError } from '../../store/errors';
+import type { StoredMessage } from '../../store/messages';
+import { sendJson } from '../fhir/routes';
+import type { IngestService } from './service';
+
+const HL7_TYPES = ['application/hl7-v2', 'x-application/hl7-v2+er7', 'application/edi-hl7', 'text/plain'];
+const RECORD_TYPES = ['application/json', 'text/csv', 'application/csv'];
+
+/** HTTP status for each ACK code: the sender's interface engine reads both. */
+const ACK_STATUS = { AA: 200, AE: 422, AR: 400 } as const;
+
+/**
+ * `/ingest`: HL7 v2 over HTTP, registered sources' JSON and CSV, each message's fate, replay
+ * and the per-source quality view. The handlers translate HTTP; receipt lives in IngestService.
+ */
+export function ingestRouter(service: IngestService, limit = '10mb'): Router {
+  const r = Router();
+  const raw = express.raw({ type: [...HL7_TYPES, ...RECORD_TYPES], limit });
+
+  r.post('/hl7v2', raw, async (req, res) => {
+    const receipt = await service.receiveHl7(requireBody(req), charsetOf(req));
+    res.status(ACK_STATUS[receipt.code]).type(`application/hl7-v2; charset=${receipt.charset}`);
+    if (receipt.messageId) res.set('X-Message-Id', receipt.messageId).set('Location', `${req.baseUrl}/messages/${receipt.messageId}`);
+    res.send(receipt.ack);
+  });
+
+  r.get('/quality', async (_req, res) => {
+    sendJson(res, 200, { sources: await service.quality() });
+  });
+
+  r.get('/messages/:id', async (req, res) => {
+    sendJson(res, 200, view(await service.status(req.params.id)));
+  });
+
+  r.post('/messages/:id/\\$replay', async (req, res) => {
+    sendJson(res, 202, view(await service.replay(req.params.id)));
+  });
+
+  r.post('/:source', raw, async (req, res) => {
+    const bytes = requireBody(req);
+    const charset = charsetOf(req) ?? 'utf-8';
+    if (!iconv.encodingExists(charset)) throw badRequest(`Unsupported charset '${charset}'`);
+    let receipts;
+    try {
+      receipts = await service.receiveRecords(req.params.source, iconv.decode(bytes, charset));
+    } catch (err) {
+      if (err instanceof MappingError) throw new FhirError(400, err.code, err.where ? `${err.where}: ${err.message}` : err.message, err.where ? [err.where] : undefined);
+      throw err;
+    }
+    const received = receipts.filter((m) => m.state === 'received').length;
+    sendJson(res, received === 0 ? 422 : 202, { received, failed: receipts.length - received, messages: receipts });
+  });
+
+  return r;
+}
+
+function requireBody(req: Request): Buffer {
+  if (!Buffer.isBuffer(req.body) || req.body.length === 0) {
+    throw new FhirError(415, 'not-supported', `Expected a non-empty body of type ${[...HL7_TYPES, ...RECORD_TYPES].join(', ')}`);
+  }
+  return req.body;
+}
+
+function charsetOf(req: Request): string | undefined {
+  return /charset\s*=\s*"?([^";]+)/i.exec(req.get('content-type') ?? '')?.[1]?.trim();
+}
+
+/** What a sender or an operator may see of a message: its fate, never its content. */
+function view(m: StoredMessage & { job?: string }): Record<string, unknown> {
+  const state = m.state === 'received' && m.job === 'active' ? 'processing' : m.state;
+  return {
+    id: m.id,
+    source: m.source,
+    kind: m.kind,
+    ...(m.controlId ? { controlId: m.controlId } : {}),
+    state,
+    receivedAt: m.receivedAt,
+    ...(m.finishedAt ? { finishedAt: m.finishedAt } : {}),
+    attempts: m.attempts,
+    resources: m.resources ?? [],
+    ...(m.outcome ? { outcome: m.outcome } : {}),
+    ...(m.unmapped ? { unmapped: m.unmapped } : {}),
+  };
+}

@@ -1,0 +1,47 @@
+/**
+ * Process entry for `npm run worker`: the ingest worker alone, for deployments that scale it
+ * apart from the HTTP gateway (run the gateway with INGEST_WORKER=false). Needs DATABASE_URL
+ * and REDIS_URL: an embedded PGlite or a private Redis belongs to one gateway process.
+ */
+import { createValidator } from '../profiles/validator';
+import { openStore } from '../store/open';
+import { startIngestWorker } from '../workers/ingest';
+import { ingestQueue, redisConnection } from '../workers/queues';
+import { startRecovery } from '../workers/recovery';
+import { loadSources } from '../workers/sources';
+import { ConfigError, loadConfig } from './config';
+import { logger } from './logger';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  logger.level = config.logLevel;
+  if (!config.databaseUrl || !config.redisUrl) throw new ConfigError('npm run worker needs DATABASE_URL and REDIS_URL (the shared PostgreSQL and Redis)');
+  const log = logger.child({ component: 'worker' });
+  const sources = loadSources(config.sourcesFile);
+  const store = await openStore({ databaseUrl: config.databaseUrl, maxConnections: config.pgMaxConnections }, { validate: createValidator() });
+  const connection = redisConnection(config.redisUrl);
+  const queue = ingestQueue(connection, config.queuePrefix);
+  const worker = startIngestWorker({ repo: store.repo, sources, log }, { connection, concurrency: config.workerConcurrency, prefix: config.queuePrefix });
+  const stopRecovery = await startRecovery(store.db, queue, log, { intervalMs: 30_000, graceMs: 60_000 });
+  log.info({ concurrency: config.workerConcurrency }, 'ingest worker running');
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info({ signal }, 'stopping: finishing the jobs in flight');
+    stopRecovery();
+    worker
+      .close()
+      .then(() => queue.close())
+      .then(() => store.close())
+      .then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof ConfigError ? err.message : `worker failed to start: ${(err as Error).message?.split('\n')[0]}`}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,161 @@
+import request from 'supertest';
+import type { Bundle, Observation, Patient } from '@medplum/fhirtypes';
+import { adt, oru, type Hl7Patient } from '../../fixtures/synthetic/hl7';
+import { resourceId } from '../../mappers/ids';
+import { messageLog } from '../../store/messages';
+import { applyMessage } from '../../workers/ingest';
+import { demoSources, openIngestHarness, silent, type IngestHarness } from '../support/ingest';
+import { DRIVERS } from '../support/stores';
+
+const HL7 = 'application/hl7-v2';
+const wang: Hl7Patient = { mrn: '10000101', family: '王', given: '小明', birth: '19580312', sex: 'M', phone: '17000000101' };
+const li: Hl7Patient = { mrn: '10000102', family: '李', given: '秀英', birth: '19620725', sex: 'F', phone: '17000000102' };
+const patientId = (mrn: string): string => resourceId('city-hospital', 'patient', mrn);
+
+/** MSA-1 and MSA-2 of an ACK. */
+function msa(ack: string): [string, string] {
+  const seg = ack.split('\r').find((s) => s.startsWith('MSA|'))!.split('|');
+  return [seg[1], seg[2]];
+}
+
+describe.each(DRIVERS)('ingest pipeline on %s with Redis', (driver) => {
+  let h: IngestHarness;
+  beforeAll(async () => {
+    h = await openIngestHarness(driver);
+    h.startWorker();
+  });
+  afterAll(() => h.close());
+  const api = () => request(h.app);
+
+  async function post(message: string): Promise<{ id: string; ack: string; status: number }> {
+    const res = await api().post('/ingest/hl7v2').set('Content-Type', HL7).send(message);
+    return { id: res.headers['x-message-id'], ack: res.text, status: res.status };
+  }
+
+  it('acknowledges an ORU^R01 with AA after storing it, then makes every result searchable', async () => {
+    const { id, ack, status } = await post(oru(wang, 'MSG-ORU-1', 'R0001', 8, 1));
+    expect(status).toBe(200);
+    expect(msa(ack)).toEqual(['AA', 'MSG-ORU-1']);
+    expect(ack.startsWith('MSH|^~\\&|FHIRGW|CONSORTIUM|HIS|CITYHOSP|')).toBe(true);
+    // Stored before the ACK: the log has it whatever the worker has done so far.
+    expect((await messageLog.get(h.store.db, id))?.source).toBe('city-hospital');
+
+    const [done] = await h.waitForFinished([id]);
+    expect(done.state).toBe('done');
+    // Patient (from PID, created because absent), DiagnosticReport and 8 Observations.
+    expect(done.resources).toHaveLength(10);
+    const search = await api().get(`/fhir/Observation?patient=${patientId(wang.mrn)}&_count=50`).expect(200);
+    const observations = (search.body as Bundle).entry!.map((e) => e.resource as Observation);
+    expect(observations).toHaveLength(8);
+    expect(observations.every((o) => o.meta?.source === 'urn:consortium:source:city-hospital#MSG-ORU-1')).toBe(true);
+    const status2 = await api().get(`/ingest/messages/${id}`).expect(200);
+    expect(status2.body).toMatchObject({ id, source: 'city-hospital', kind: 'ORU^R01', state: 'done', controlId: 'MSG-ORU-1' });
+  });
+
+  it('resending the same message changes nothing: same ids, no new versions', async () => {
+    const first = await post(oru(li, 'MSG-ORU-2', 'R0002', 8, 2));
+    const [a] = await h.waitForFinished([first.id]);
+    const again = await post(oru(li, 'MSG-ORU-2', 'R0002', 8, 2));
+    expect(again.id).not.toBe(first.id); // a second receipt, logged as such
+    const [b] = await h.waitForFinished([again.id]);
+    expect(b.state).toBe('done');
+    // The same report and results, at version 1; the Patient copy is left out now it exists.
+    expect([...b.resources!].sort()).toEqual(a.resources!.filter((r) => !r.startsWith('Patient/')).sort());
+    expect(b.resources!.every((r) => r.endsWith('/_history/1'))).toBe(true);
+    const all = await api().get(`/fhir/Observation?patient=${patientId(li.mrn)}&_summary=count`).expect(200);
+    expect((all.body as Bundle).total).toBe(8);
+  });
+
+  it('an update of the same record makes a new version', async () => {
+    const p: Hl7Patient = { ...wang, mrn: '10000901' };
+    const a = await post(adt('A04', p, 'MSG-A04-901'));
+    await h.waitForFinished([a.id]);
+    const b = await post(adt('A08', { ...p, phone: '17000000999' }, 'MSG-A08-901'));
+    const [done] = await h.waitForFinished([b.id]);
+    expect(done.state).toBe('done');
+    const read = await api().get(`/fhir/Patient/${patientId(p.mrn)}`).expect(200);
+    expect(read.body.meta.versionId).toBe('2');
+    expect(JSON.stringify((read.body as Patient).telecom)).toContain('17000000999');
+  });
+
+  it('a result before the registration creates the Patient, and the later registration is not overwritten by results', async () => {
+    const p: Hl7Patient = { mrn: '10000902', family: '陈', given: '建国', birth: '19711109', sex: 'M', phone: '17000000103' };
+    const r1 = await post(oru({ ...p, phone: undefined }, 'MSG-ORU-902a', 'R0902a'));
+    await h.waitForFinished([r1.id]);
+    const stub = await api().get(`/fhir/Patient/${patientId(p.mrn)}`).expect(200);
+    expect((stub.body as Patient).telecom).toBeUndefined();
+
+    const reg = await post(adt('A04', p, 'MSG-A04-902'));
+    await h.waitForFinished([reg.id]);
+    const r2 = await post(oru({ ...p, phone: undefined }, 'MSG-ORU-902b', 'R0902b'));
+    await h.waitForFinished([r2.id]);
+    const after = await api().get(`/fhir/Patient/${patientId(p.mrn)}`).expect(200);
+    expect(JSON.stringify((after.body as Patient).telecom)).toContain('17000000103');
+    expect(after.body.meta.versionId).toBe('2'); // stub, then registration; the second result left it alone
+  });
+
+  it('applies one patient\'s messages in arrival order even when the later job runs first', async () => {
+    const p: Hl7Patient = { ...li, mrn: '10000903' };
+    // Received with no worker involved: receipt only.
+    const first = await h.ingest.receiveHl7(Buffer.from(adt('A04', { ...p, phone: '17000000001' }, 'MSG-903-1')));
+    const second = await h.ingest.receiveHl7(Buffer.from(adt('A08', { ...p, phone: '17000000002' }, 'MSG-903-2')));
+    // The second message's job runs first: it must apply the first before itself.
+    await applyMessage({ repo: h.store.repo, sources: demoSources(), log: silent }, second.messageId!);
+    const [m1, m2] = await h.waitForFinished([first.messageId!, second.messageId!]);
+    expect([m1.state, m2.state]).toEqual(['done', 'done']);
+    const read = await api().get(`/fhir/Patient/${patientId(p.mrn)}/_history`).expect(200);
+    const versions = (read.body as Bundle).entry!.map((e) => JSON.stringify((e.resource as Patient).telecom));
+    // Newest first: version 2 has the second phone, version 1 the first.
+    expect(versions[0]).toContain('17000000002');
+    expect(versions[1]).toContain('17000000001');
+  });
+
+  it('a poison message is refused once with AE naming the field, kept with its reason, and blocks nothing', async () => {
+    const bad = oru(wang, 'MSG-BAD-1', 'R0003').replace(/^(OBX\|2\|NM\|[^|]*\|\|)[^|]*/m, '$1abc');
+    const res = await post(bad);
+    expect(res.status).toBe(422);
+    expect(msa(res.ack)).toEqual(['AE', 'MSG-BAD-1']);
+    const err = res.ack.split('\r').find((s) => s.startsWith('ERR|'))!.split('|');
+    expect(err[2]).toBe('OBX^2^5^1'); // ERR-2: segment OBX, its 2nd occurrence, field 5
+    const kept = await api().get(`/ingest/messages/${res.id}`).expect(200);
+    expect(kept.body.state).toBe('failed');
+    expect(kept.body.outcome.issue[0].expression).toEqual(['OBX[2]-5']);
+
+    const good = await post(oru(wang, 'MSG-ORU-after-bad', 'R0004'));
+    const [done] = await h.waitForFinished([good.id]);
+    expect(done.state).toBe('done');
+  });
+
+  it('refuses with AR a message from an unregistered sender, storing nothing', async () => {
+    const res = await post(oru(wang, 'MSG-AR-1', 'R0005').replace('|CITYHOSP|', '|NOSUCHHOSP|'));
+    expect(res.status).toBe(400);
+    expect(msa(res.ack)).toEqual(['AR', 'MSG-AR-1']);
+    expect(res.ack).toContain('ERR||MSH^1^4^1|204^');
+    expect(res.id).toBeUndefined();
+  });
+
+  it('replays a finished message: mapped again from what was received, same resources', async () => {
+    const { id } = await post(oru(wang, 'MSG-ORU-replay', 'R0006'));
+    const [done] = await h.waitForFinished([id]);
+    const replayed = await api().post(`/ingest/messages/${id}/$replay`).expect(202);
+    expect(replayed.body.state).toBe('received');
+    const [again] = await h.waitForFinished([id]);
+    expect(again.state).toBe('done');
+    expect([...again.resources!].sort()).toEqual([...done.resources!].sort());
+  });
+
+  it('answers 404 for an unknown message and an OperationOutcome for an empty body', async () => {
+    await api().get('/ingest/messages/00000000-0000-4000-8000-000000000000').expect(404);
+    await api().get('/ingest/messages/not-a-uuid').expect(404);
+    const empty = await api().post('/ingest/hl7v2').set('Content-Type', HL7).send('').expect(415);
+    expect(empty.body.resourceType).toBe('OperationOutcome');
+  });
+
+  it('reports per-source quality: messages by state, failures by reason', async () => {
+    const res = await api().get('/ingest/quality').expect(200);
+    const city = (res.body.sources as { source: string; done: number; failed: number; failuresByReason: Record<string, number> }[]).find((s) => s.source === 'city-hospital')!;
+    expect(city.done).toBeGreaterThanOrEqual(8);
+    expect(city.failed).toBe(1);
+    expect(city.failuresByReason).toEqual({ 'value at OBX[2]-5': 1 });
+  });
+});

@@ -1,0 +1,190 @@
+import type { Bundle, OperationOutcome, OperationOutcomeIssue, Patient, Resource } from '@medplum/fhirtypes';
+import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { Logger } from 'pino';
+import { mapRecord } from '../mappers';
+import { MappingError, type MapResult, type MergeRequest } from '../mappers/types';
+import { stampProfiles, validateMappedBundle } from '../profiles/consortium';
+import { processBundle } from '../store/bundle';
+import { FhirError, outcome } from '../store/errors';
+import { messageLog, type StoredMessage } from '../store/messages';
+import type { Repository } from '../store/repository';
+import { ingestMetrics } from './metrics';
+import { INGEST_JOB_OPTIONS, INGEST_QUEUE, QUEUE_PREFIX, type IngestJob } from './queues';
+import type { SourceRegistry } from './sources';
+
+export interface IngestDeps {
+  repo: Repository;
+  sources: SourceRegistry;
+  log: Logger;
+}
+
+/**
+ * Maps a stored record and checks it against the consortium profiles: everything that can
+ * be decided without the store. Receipt calls it to answer the sender (AA or AE naming the
+ * field); the worker calls it again to apply, so a mapper fixed since receipt (`$replay`) is
+ * the one that counts.
+ */
+export function prepare(deps: Pick<IngestDeps, 'sources'>, msg: Pick<StoredMessage, 'source' | 'body' | 'charset'>): MapResult {
+  const ctx = deps.sources.get(msg.source);
+  if (!ctx) throw new MappingError(`source '${msg.source}' is not registered`, {}, 'not-supported');
+  const mapped = mapRecord(ctx, msg.body, msg.charset ?? undefined);
+  validateMappedBundle(mapped.bundle);
+  stampProfiles(mapped.bundle);
+  return mapped;
+}
+
+/** A failure the data caused (never retried), as the OperationOutcome kept on the message. */
+export function failureOutcome(err: unknown): OperationOutcome | undefined {
+  if (err instanceof MappingError) {
+    const where = err.where;
+    return outcome([{ severity: 'error', code: err.code, diagnostics: where ? `${where}: ${err.message}` : err.message, ...(where ? { expression: [where] } : {}) }]);
+  }
+  if (err instanceof FhirError && err.status < 500) return err.outcome;
+  return undefined;
+}
+
+/**
+ * Applies one received message, in its patient's arrival order: under a lock on the patient
+ * key, every earlier message of that patient still waiting is applied first, in one
+ * transaction. A message whose job runs later finds itself done and returns. Bad data marks
+ * only its own message failed (a savepoint undoes its writes); anything else (database away,
+ * deadlock) rolls the whole transaction back and throws, for the job to retry.
+ */
+export async function applyMessage(deps: IngestDeps, messageId: string): Promise<void> {
+  const msg = await messageLog.get(deps.repo.executor, messageId);
+  if (!msg || msg.state !== 'received') return;
+  await deps.repo.transaction(async (tx) => {
+    let batch: StoredMessage[];
+    if (msg.patientKey) {
+      await tx.executor.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`ingest:${msg.patientKey}`]);
+      batch = await messageLog.lockPendingUpTo(tx.executor, msg.patientKey, msg.seq);
+    } else {
+      const locked = await messageLog.lock(tx.executor, messageId);
+      batch = locked?.state === 'received' ? [locked] : [];
+    }
+    for (const m of batch) await applyOne(deps, tx, m);
+  });
+}
+
+async function applyOne(deps: IngestDeps, tx: Repository, m: StoredMessage): Promise<void> {
+  const started = Date.now();
+  let mapped: MapResult;
+  try {
+    mapped = prepare(deps, m);
+  } catch (err) {
+    await fail(deps, tx, m, err, 'map');
+    return;
+  }
+  try {
+    const resources = await tx.savepoint(async (sp) => {
+      const written = await writeBundle(sp, mapped);
+      if (mapped.merge) written.push(...(await retire(sp, mapped.merge)));
+      return written;
+    });
+    const warnings: OperationOutcomeIssue[] = mapped.warnings.map((w) => ({ severity: 'warning', code: 'informational', diagnostics: w }));
+    await messageLog.finish(tx.executor, m.id, { state: 'done', resources, unmapped: mapped.unmapped, outcome: warnings.length ? outcome(warnings) : undefined });
+    ingestMetrics.applied.inc({ source: m.source, state: 'done' });
+    ingestMetrics.lag.observe({ source: m.source }, (Date.now() - Date.parse(m.receivedAt)) / 1000);
+    ingestMetrics.unmapped.inc({ source: m.source }, mapped.unmapped.length);
+    deps.log.debug({ messageId: m.id, kind: m.kind, resources: resources.length, ms: Date.now() - started }, 'message applied');
+  } catch (err) {
+    await fail(deps, tx, m, err, 'write');
+  }
+}
+
+/**
+ * Records a data failure on the message. Other errors while writing are transient and thrown
+ * for the job to retry; other errors while mapping are mapper bugs: retrying will not help,
+ * so the record fails, and the log says so without quoting the record.
+ */
+async function fail(deps: IngestDeps, tx: Repository, m: StoredMessage, err: unknown, stage: 'map' | 'write'): Promise<void> {
+  const reason = failureOutcome(err);
+  if (!reason) {
+    if (stage === 'map') {
+      deps.log.error({ messageId: m.id, source: m.source, err: (err as Error)?.message }, 'mapper failed unexpectedly');
+      await messageLog.finish(tx.executor, m.id, { state: 'failed', outcome: outcome([{ severity: 'error', code: 'exception', diagnostics: 'The mapper failed on this record; see the gateway log' }]) });
+      ingestMetrics.applied.inc({ source: m.source, state: 'failed' });
+      return;
+    }
+    throw err;
+  }
+  await messageLog.finish(tx.executor, m.id, { state: 'failed', outcome: reason });
+  ingestMetrics.applied.inc({ source: m.source, state: 'failed' });
+}
+
+/**
+ * Writes the mapped Bundle, leaving out the copies of demographics (`createOnly`) whose
+ * resource already exists. Returns the versions written, as `Type/id/_history/n`.
+ */
+async function writeBundle(repo: Repository, mapped: MapResult): Promise<string[]> {
+  let bundle: Bundle = mapped.bundle;
+  if (mapped.createOnly.length > 0) {
+    const createOnly = new Set(mapped.createOnly);
+    const candidates = bundle.entry!.filter((e) => createOnly.has(e.fullUrl!)).map((e) => e.request!.url);
+    const present = await repo.existing(candidates);
+    if (present.size > 0) bundle = { ...bundle, entry: bundle.entry!.filter((e) => !(createOnly.has(e.fullUrl!) && present.has(e.request!.url))) };
+  }
+  const result = await processBundle(repo, bundle);
+  return result.entries.filter((e) => e.stored).map((e) => `${e.stored!.reference}/_history/${e.stored!.versionId}`);
+}
+
+/**
+ * ADT^A40: marks the retired registration inactive and points it at the survivor
+ * (Patient.link replaced-by / replaces), so every reader sees the merge. Moving records and
+ * undoing merges belong to the patient index.
+ */
+async function retire(repo: Repository, merge: MergeRequest): Promise<string[]> {
+  const [type, id] = merge.retired.split('/');
+  const present = await repo.existing([merge.retired, merge.survivor]);
+  const written: string[] = [];
+  if (present.has(merge.retired)) {
+    const retired = (await repo.read(type, id)).resource as Patient;
+    const links = (retired.link ?? []).filter((l) => l.other.reference !== merge.survivor);
+    const out = await repo.update({ ...retired, active: false, link: [...links, { other: { reference: merge.survivor }, type: 'replaced-by' }] });
+    written.push(`${merge.retired}/_history/${out.stored.versionId}`);
+  }
+  if (present.has(merge.survivor)) {
+    const [st, sid] = merge.survivor.split('/');
+    const survivor = (await repo.read(st, sid)).resource as Patient;
+    if (!survivor.link?.some((l) => l.other.reference === merge.retired && l.type === 'replaces')) {
+      const out = await repo.update({ ...survivor, link: [...(survivor.link ?? []), { other: { reference: merge.retired }, type: 'replaces' }] } as Resource);
+      written.push(`${merge.survivor}/_history/${out.stored.versionId}`);
+    }
+  }
+  return written;
+}
+
+export interface IngestWorkerOptions {
+  connection: ConnectionOptions;
+  concurrency: number;
+  /** The queue's key prefix (see ingestQueue). */
+  prefix?: string;
+}
+
+/**
+ * The BullMQ worker. When a job has used all its attempts on transient failures, its message
+ * is marked failed (with the last error's class, never its content) rather than left waiting.
+ */
+export function startIngestWorker(deps: IngestDeps, opts: IngestWorkerOptions): Worker<IngestJob> {
+  const worker = new Worker<IngestJob>(INGEST_QUEUE, (job: Job<IngestJob>) => applyMessage(deps, job.data.messageId), {
+    connection: opts.connection,
+    prefix: opts.prefix ?? QUEUE_PREFIX,
+    concurrency: opts.concurrency,
+    // Jobs take milliseconds: a worker that died (kill -9) hands its jobs back within seconds.
+    lockDuration: 10_000,
+    stalledInterval: 5_000,
+  });
+  worker.on('failed', (job, err) => {
+    if (!job) return;
+    deps.log.warn({ messageId: job.data.messageId, attempt: job.attemptsMade, err: err.message.split('\n')[0] }, 'ingest job failed');
+    if (job.attemptsMade < (INGEST_JOB_OPTIONS.attempts ?? 1)) return;
+    messageLog
+      .finish(deps.repo.executor, job.data.messageId, {
+        state: 'failed',
+        outcome: outcome([{ severity: 'error', code: 'transient', diagnostics: `Gave up after ${job.attemptsMade} attempts: ${err.name}` }]),
+      })
+      .catch((e: Error) => deps.log.error({ messageId: job.data.messageId, err: e.message }, 'could not mark the message failed'));
+  });
+  worker.on('error', (err) => deps.log.warn({ err: err.message }, 'ingest worker error'));
+  return worker;
+}

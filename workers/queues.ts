@@ -1,0 +1,53 @@
+import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+
+/**
+ * Every queue key shares one hash tag, so the whole queue sits in one Redis Cluster slot, as
+ * BullMQ needs for its multi-key scripts.
+ */
+export const QUEUE_PREFIX = '{fhirgw}';
+
+export const INGEST_QUEUE = 'ingest';
+
+/** One stored ingest message to apply; its content is in the ingest log, not in Redis. */
+export interface IngestJob {
+  messageId: string;
+}
+
+/**
+ * Transient failures (database or Redis away, deadlock) retry with backoff; bad data never
+ * gets here as an exception (it is recorded as failed). The job id is the message id, so a
+ * message queued twice (recovery sweep, `$replay`) is one job.
+ */
+export const INGEST_JOB_OPTIONS: JobsOptions = {
+  attempts: 8,
+  backoff: { type: 'exponential', delay: 500 },
+  removeOnComplete: { age: 3600, count: 10000 },
+  // The ingest log keeps every failure with its reason; a failed job left in Redis would only
+  // stop the recovery sweep from queueing its message again under the same id.
+  removeOnFail: true,
+};
+
+/** Connection options BullMQ needs from a redis URL (workers block, so no per-request retry limit). */
+export function redisConnection(url: string): ConnectionOptions {
+  const u = new URL(url);
+  return {
+    host: u.hostname,
+    port: Number(u.port || 6379),
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(u.pathname.length > 1 ? { db: Number(u.pathname.slice(1)) } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+    maxRetriesPerRequest: null,
+  };
+}
+
+/** `prefix` separates gateways (or test suites) sharing one Redis; keep its `{...}` hash tag. */
+export function ingestQueue(connection: ConnectionOptions, prefix = QUEUE_PREFIX): Queue<IngestJob> {
+  return new Queue<IngestJob>(INGEST_QUEUE, { connection, prefix, defaultJobOptions: INGEST_JOB_OPTIONS });
+}
+
+/** Queues messages, one job each, keyed by message id. */
+export async function enqueueMessages(queue: Queue<IngestJob>, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await queue.addBulk(ids.map((messageId) => ({ name: 'apply', data: { messageId }, opts: { jobId: messageId } })));
+}
