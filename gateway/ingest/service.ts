@@ -4,7 +4,7 @@ import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import { splitRecords } from '../../mappers';
 import { decodeEr7 } from '../../mappers/hl7v2/decode';
-import { readHeader, type Hl7Header } from '../../mappers/hl7v2/header';
+import { ackCodeFor, readHeader, type Hl7Header } from '../../mappers/hl7v2/header';
 import { MappingError, type MapResult } from '../../mappers/types';
 import { notFound } from '../../store/errors';
 import { messageLog, type NewMessage, type SourceQuality, type StoredMessage } from '../../store/messages';
@@ -66,7 +66,9 @@ export class IngestService {
     if (!ctx) {
       return this.refuse(new MappingError(`sending facility '${header.sendingFacility}' is not a registered source`, { segment: 'MSH', field: 4 }, 'not-supported'), charset, header);
     }
-    const message = this.check({ id: randomUUID(), source: ctx.source.id, kind: [header.messageCode, header.triggerEvent].filter(Boolean).join('^'), controlId: header.controlId, charset, body: bytes });
+    const { message, error } = this.checked({ id: randomUUID(), source: ctx.source.id, kind: [header.messageCode, header.triggerEvent].filter(Boolean).join('^'), controlId: header.controlId, charset, body: bytes });
+    // A header the gateway cannot honour (message type, version, sender) is rejected, not kept.
+    if (error && ackCodeFor(error) === 'AR') return this.refuse(error, charset, header);
     await this.writer.store([message]);
     ingestMetrics.received.inc({ source: message.source, state: message.state });
     const failure = message.outcome?.issue[0];
@@ -94,14 +96,18 @@ export class IngestService {
 
   /** Maps and checks a record: a receivable message keyed by its patient, or a failed one with its reason. */
   private check(m: Omit<NewMessage, 'state'>): NewMessage {
+    return this.checked(m).message;
+  }
+
+  private checked(m: Omit<NewMessage, 'state'>): { message: NewMessage; error?: unknown } {
     let mapped: MapResult;
     try {
       mapped = prepare(this.deps, { source: m.source, body: m.body, charset: m.charset ?? null });
     } catch (err) {
       const reason = failureOutcome(err) ?? unexpected(this.deps.log, m, err);
-      return { ...m, state: 'failed', outcome: reason };
+      return { message: { ...m, state: 'failed', outcome: reason }, error: err };
     }
-    return { ...m, state: 'received', patientKey: patientKey(mapped) };
+    return { message: { ...m, state: 'received', patientKey: patientKey(mapped) } };
   }
 
   quality(): Promise<SourceQuality[]> {

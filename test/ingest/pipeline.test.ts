@@ -1,3 +1,6 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import iconv from 'iconv-lite';
 import request from 'supertest';
 import type { Bundle, Observation, Patient } from '@medplum/fhirtypes';
 import { adt, oru, type Hl7Patient } from '../../fixtures/synthetic/hl7';
@@ -53,9 +56,10 @@ describe.each(DRIVERS)('ingest pipeline on %s with Redis', (driver) => {
   });
 
   it('resending the same message changes nothing: same ids, no new versions', async () => {
-    const first = await post(oru(li, 'MSG-ORU-2', 'R0002', 8, 2));
+    const at = new Date('2026-11-20T02:00:00Z');
+    const first = await post(oru(li, 'MSG-ORU-2', 'R0002', 8, 2, at));
     const [a] = await h.waitForFinished([first.id]);
-    const again = await post(oru(li, 'MSG-ORU-2', 'R0002', 8, 2));
+    const again = await post(oru(li, 'MSG-ORU-2', 'R0002', 8, 2, at));
     expect(again.id).not.toBe(first.id); // a second receipt, logged as such
     const [b] = await h.waitForFinished([again.id]);
     expect(b.state).toBe('done');
@@ -157,5 +161,80 @@ describe.each(DRIVERS)('ingest pipeline on %s with Redis', (driver) => {
     expect(city.done).toBeGreaterThanOrEqual(8);
     expect(city.failed).toBe(1);
     expect(city.failuresByReason).toEqual({ 'value at OBX[2]-5': 1 });
+  });
+});
+
+describe('demo and broken fixtures through HTTP receipt (PostgreSQL, Redis)', () => {
+  const FIXTURES = resolve(__dirname, '../../fixtures/messages');
+  let h: IngestHarness;
+  beforeAll(async () => {
+    h = await openIngestHarness('postgres');
+    h.startWorker();
+  });
+  afterAll(() => h.close());
+
+  it('every demo record is acknowledged and applied', async () => {
+    const ids: string[] = [];
+    for (const file of readdirSync(join(FIXTURES, 'city-hospital')).filter((f) => f.endsWith('.hl7')).sort()) {
+      const res = await request(h.app).post('/ingest/hl7v2').set('Content-Type', HL7).send(readFileSync(join(FIXTURES, 'city-hospital', file)));
+      expect([file, res.status]).toEqual([file, 200]);
+      ids.push(res.headers['x-message-id']);
+    }
+    for (const source of ['county-hospital', 'community-centre-a']) {
+      for (const file of readdirSync(join(FIXTURES, source)).sort()) {
+        const type = file.endsWith('.csv') ? 'text/csv' : 'application/json';
+        const res = await request(h.app).post(`/ingest/${source}`).set('Content-Type', `${type}; charset=utf-8`).send(readFileSync(join(FIXTURES, source, file), 'utf8'));
+        expect([file, res.status, res.body.failed]).toEqual([file, 202, 0]);
+        ids.push(...(res.body.messages as { id: string }[]).map((m) => m.id));
+      }
+    }
+    const finished = await h.waitForFinished(ids);
+    expect(finished.filter((m) => m.state !== 'done').map((m) => [m.kind, m.outcome])).toEqual([]);
+    const quality = await request(h.app).get('/ingest/quality').expect(200);
+    const county = (quality.body.sources as { source: string; topUnmapped: { code: string }[] }[]).find((s) => s.source === 'county-hospital')!;
+    expect(county.topUnmapped.map((u) => u.code)).toEqual(expect.arrayContaining(['0299', 'ZD099']));
+  });
+
+  it('a GB18030 message declared in the Content-Type is read and answered in GB18030', async () => {
+    const utf8 = oru(wang, 'MSG-GB-1', 'RGB1').replace('UNICODE UTF-8', 'GB 18030-2000');
+    const res = await request(h.app).post('/ingest/hl7v2').set('Content-Type', 'application/hl7-v2; charset=gb18030').send(iconv.encode(utf8, 'gb18030')).buffer(true).parse((r, cb) => {
+      const chunks: Buffer[] = [];
+      r.on('data', (c: Buffer) => chunks.push(c));
+      r.on('end', () => cb(null, Buffer.concat(chunks)));
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toContain('gb18030');
+    const [done] = await h.waitForFinished([res.headers['x-message-id']]);
+    expect(done.state).toBe('done');
+    const report = await request(h.app).get(`/fhir/DiagnosticReport?patient=${patientId(wang.mrn)}&identifier=RGB1`).expect(200);
+    expect(JSON.stringify(report.body)).toContain('血常规');
+  });
+
+  const brokenHl7 = JSON.parse(readFileSync(join(FIXTURES, 'broken/city-hospital/expected.json'), 'utf8')) as Record<string, { location: string; ack: 'AE' | 'AR' }>;
+  it.each(Object.entries(brokenHl7))('broken HL7 %s gets %j', async (file, want) => {
+    const res = await request(h.app).post('/ingest/hl7v2').set('Content-Type', HL7).send(readFileSync(join(FIXTURES, 'broken/city-hospital', file)));
+    expect(res.status).toBe(want.ack === 'AR' ? 400 : 422);
+    const ack = res.text.split('\r');
+    expect(ack.find((s) => s.startsWith('MSA|'))!.split('|')[1]).toBe(want.ack);
+    const err = ack.find((s) => s.startsWith('ERR|'))!.split('|');
+    // ERR-2 is the location as segment^occurrence^field^repetition^component.
+    const [segment, occurrence, field, , component] = err[2].split('^');
+    const named = `${segment}${occurrence && occurrence !== '1' ? `[${occurrence}]` : ''}${field ? `-${field}` : ''}${component ? `.${component}` : ''}`;
+    expect(named).toBe(want.location);
+  });
+
+  it.each(['county-hospital', 'community-centre-a'])('broken %s records get an OperationOutcome naming the path', async (source) => {
+    const dir = join(FIXTURES, 'broken', source);
+    const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Record<string, { stage: string; location: string; record?: number }>;
+    for (const [file, want] of Object.entries(expected)) {
+      const type = file.endsWith('.csv') ? 'text/csv' : 'application/json';
+      const res = await request(h.app).post(`/ingest/${source}`).set('Content-Type', type).send(readFileSync(join(dir, file), 'utf8'));
+      if (want.stage === 'split') {
+        expect([file, res.status, res.body.issue[0].expression]).toEqual([file, 400, [want.location]]);
+      } else {
+        const failed = (res.body.messages as { state: string; outcome?: { issue: { expression: string[] }[] } }[])[want.record ?? 0];
+        expect([file, failed.state, failed.outcome!.issue[0].expression]).toEqual([file, 'failed', [want.location]]);
+      }
+    }
   });
 });
