@@ -49,7 +49,7 @@ export async function writeBatch(tx: SqlExecutor, ops: WriteOp[]): Promise<void>
        WHERE r.rk = u.rk`,
       [versionsJson(updates)],
     );
-    for (const table of INDEX_TABLES) await tx.query(`DELETE FROM ${table} WHERE rk = ANY($1::bigint[])`, [rks]);
+    await tx.query(`WITH ${INDEX_TABLES.map((t) => `d_${t} AS (DELETE FROM ${t} WHERE rk = ANY($1::bigint[]))`).join(', ')} SELECT 1`, [rks]);
   }
 
   await insertIndexRows(tx, ops);
@@ -87,9 +87,15 @@ async function insertIndexRows(tx: SqlExecutor, ops: WriteOp[]): Promise<void> {
     ['idx_ref (rk, p, ttype, tid)', ['::bigint', '', '', ''], ref],
     ['idx_number (rk, p, v, sys, code)', ['::bigint', '', '::numeric', '', ''], num],
   ];
+  // One statement for all five tables (data-modifying CTEs): a round trip per table would
+  // cost more than the inserts themselves for a single message's dozen resources.
+  const parts: string[] = [];
+  const params: string[] = [];
   for (const [target, casts, rows] of inserts) {
     if (rows.length === 0) continue;
+    params.push(JSON.stringify(rows));
     const cols = casts.map((cast, i) => `(e->>${i})${cast}`).join(', ');
-    await tx.query(`INSERT INTO ${target} SELECT ${cols} FROM jsonb_array_elements($1::jsonb) AS e`, [JSON.stringify(rows)]);
+    parts.push(`i${params.length} AS (INSERT INTO ${target} SELECT ${cols} FROM jsonb_array_elements($${params.length}::jsonb) AS e)`);
   }
+  if (parts.length > 0) await tx.query(`WITH ${parts.join(', ')} SELECT 1`, params);
 }

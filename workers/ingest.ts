@@ -3,7 +3,7 @@ import { Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { mapRecord } from '../mappers';
 import { MappingError, type MapResult, type MergeRequest } from '../mappers/types';
-import { stampProfiles, validateMappedBundle } from '../profiles/consortium';
+import { stampProfiles, validateMappedBundle } from '../profiles/conformance';
 import { processBundle } from '../store/bundle';
 import { FhirError, outcome } from '../store/errors';
 import { messageLog, type StoredMessage } from '../store/messages';
@@ -53,20 +53,38 @@ export function failureOutcome(err: unknown): OperationOutcome | undefined {
 export async function applyMessage(deps: IngestDeps, messageId: string): Promise<void> {
   const msg = await messageLog.get(deps.repo.executor, messageId);
   if (!msg || msg.state !== 'received') return;
-  await deps.repo.transaction(async (tx) => {
-    let batch: StoredMessage[];
-    if (msg.patientKey) {
-      await tx.executor.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`ingest:${msg.patientKey}`]);
-      batch = await messageLog.lockPendingUpTo(tx.executor, msg.patientKey, msg.seq);
-    } else {
-      const locked = await messageLog.lock(tx.executor, messageId);
-      batch = locked?.state === 'received' ? [locked] : [];
-    }
-    for (const m of batch) await applyOne(deps, tx, m);
-  });
+  try {
+    await deps.repo.transaction(async (tx) => {
+      let batch: StoredMessage[];
+      if (msg.patientKey) {
+        await tx.executor.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`ingest:${msg.patientKey}`]);
+        batch = await messageLog.lockPendingUpTo(tx.executor, msg.patientKey, msg.seq);
+      } else {
+        const locked = await messageLog.lock(tx.executor, messageId);
+        batch = locked?.state === 'received' ? [locked] : [];
+      }
+      // Alone, a record needs no savepoint: if it fails, the whole transaction is undone
+      // and its failure recorded in a fresh one (two round trips saved on the common path).
+      const isolate = batch.length > 1 ? (fn: (r: Repository) => Promise<string[]>) => tx.savepoint(fn) : undefined;
+      for (const m of batch) await applyOne(deps, tx, m, isolate);
+    });
+  } catch (err) {
+    if (!(err instanceof RecordFailed)) throw err;
+    await deps.repo.transaction((tx) => fail(deps, tx, err.message_, err.cause, 'write'));
+  }
 }
 
-async function applyOne(deps: IngestDeps, tx: Repository, m: StoredMessage): Promise<void> {
+/** A lone record's data failure, carried out of its transaction so that rolls back first. */
+class RecordFailed extends Error {
+  constructor(
+    readonly message_: StoredMessage,
+    override readonly cause: unknown,
+  ) {
+    super('record failed');
+  }
+}
+
+async function applyOne(deps: IngestDeps, tx: Repository, m: StoredMessage, isolate?: (fn: (r: Repository) => Promise<string[]>) => Promise<string[]>): Promise<void> {
   const started = Date.now();
   let mapped: MapResult;
   try {
@@ -76,11 +94,20 @@ async function applyOne(deps: IngestDeps, tx: Repository, m: StoredMessage): Pro
     return;
   }
   try {
-    const resources = await tx.savepoint(async (sp) => {
-      const written = await writeBundle(sp, mapped);
-      if (mapped.merge) written.push(...(await retire(sp, mapped.merge)));
+    const write = async (repo: Repository): Promise<string[]> => {
+      const written = await writeBundle(repo, mapped);
+      if (mapped.merge) written.push(...(await retire(repo, mapped.merge)));
       return written;
-    });
+    };
+    let resources: string[];
+    if (isolate) resources = await isolate(write);
+    else {
+      try {
+        resources = await write(tx);
+      } catch (err) {
+        throw failureOutcome(err) ? new RecordFailed(m, err) : err;
+      }
+    }
     const warnings: OperationOutcomeIssue[] = mapped.warnings.map((w) => ({ severity: 'warning', code: 'informational', diagnostics: w }));
     await messageLog.finish(tx.executor, m.id, { state: 'done', resources, unmapped: mapped.unmapped, outcome: warnings.length ? outcome(warnings) : undefined });
     ingestMetrics.applied.inc({ source: m.source, state: 'done' });
@@ -88,6 +115,7 @@ async function applyOne(deps: IngestDeps, tx: Repository, m: StoredMessage): Pro
     ingestMetrics.unmapped.inc({ source: m.source }, mapped.unmapped.length);
     deps.log.debug({ messageId: m.id, kind: m.kind, resources: resources.length, ms: Date.now() - started }, 'message applied');
   } catch (err) {
+    if (err instanceof RecordFailed) throw err;
     await fail(deps, tx, m, err, 'write');
   }
 }

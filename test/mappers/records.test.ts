@@ -5,7 +5,7 @@ import * as communityCsv from '../../mappers/community-csv';
 import * as countyJson from '../../mappers/county-json';
 import { resourceId } from '../../mappers/ids';
 import { MappingError, type MapResult } from '../../mappers/types';
-import { validateMappedBundle } from '../../profiles/consortium';
+import { validateMappedBundle } from '../../profiles/conformance';
 import { demoSources } from '../support/ingest';
 
 const FIXTURES = resolve(__dirname, '../../fixtures/messages');

@@ -4,7 +4,7 @@ import type { Bundle, ElementDefinition, OperationOutcomeIssue, Resource, Struct
 import { FhirError } from '../store/errors';
 
 /** The consortium's profiles, one StructureDefinition per resource type, published as JSON. */
-export const PROFILES_DIR = join(__dirname, 'consortium');
+export const PROFILES_DIR = join(__dirname, 'definitions');
 
 /**
  * Differential keys the compiler understands. A profile using anything else fails to load,

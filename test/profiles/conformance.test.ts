@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Bundle, Observation, Resource } from '@medplum/fhirtypes';
-import { consortiumProfiles, loadProfiles, profileFor, stampProfiles, validateMappedBundle } from '../../profiles/consortium';
+import { consortiumProfiles, loadProfiles, profileFor, stampProfiles, validateMappedBundle } from '../../profiles/conformance';
 import { FhirError } from '../../store/errors';
 import { sharedValidator } from '../support/stores';
 
