@@ -1,4 +1,4 @@
-/** Code and identifier systems the HL7 v2 mappers write. */
+/** Code and identifier systems the mappers (and the synthetic generator) write. */
 export const LOINC = 'http://loinc.org';
 export const UCUM = 'http://unitsofmeasure.org';
 export const ICD10 = 'http://hl7.org/fhir/sid/icd-10';

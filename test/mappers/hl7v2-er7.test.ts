@@ -5,18 +5,10 @@ import { hl7Date, hl7DateTime } from '../../mappers/hl7v2/datetime';
 import { parseEr7, parseMsh } from '../../mappers/hl7v2/er7';
 import { quantity, unitCode } from '../../mappers/hl7v2/units';
 import { MappingError } from '../../mappers/types';
+import { thrown } from '../support/thrown';
 
 const MSH = 'MSH|^~\\&|LIS|CITYHOSP|FHIRGW|CONSORTIUM|20251103093010||ORU^R01^ORU_R01|C1|P|2.5.1';
 
-function thrown(fn: () => unknown): MappingError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof MappingError) return e;
-    throw e;
-  }
-  throw new Error('expected a MappingError');
-}
 
 describe('parseEr7', () => {
   it('reads fields, repetitions, components and subcomponents, MSH counted from MSH-1', () => {

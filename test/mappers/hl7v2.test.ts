@@ -24,6 +24,7 @@ import { ackCodeFor, decodeEr7, mapHl7v2 } from '../../mappers/hl7v2';
 import { isUnverified } from '../../mappers/identifiers';
 import { resourceId } from '../../mappers/ids';
 import { MappingError, type MapResult } from '../../mappers/types';
+import { thrown } from '../support/thrown';
 
 const FIXTURES = join(__dirname, '../../fixtures');
 const DIR = join(FIXTURES, 'messages/city-hospital');
@@ -68,15 +69,6 @@ function one<T extends Resource>(r: MapResult, type: T['resourceType']): T {
 const types = (r: MapResult): string[] => r.bundle.entry!.map((e) => e.resource!.resourceType);
 const fullUrl = (resourceId: string): string => `urn:uuid:${resourceId}`;
 
-function thrown(fn: () => unknown): MappingError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof MappingError) return e;
-    throw e;
-  }
-  throw new Error('expected a MappingError');
-}
 
 /** Replaces one field of the first segment `segment` of an ER7 text. */
 function withField(t: string, segment: string, field: number, value: string): string {
