@@ -70,14 +70,14 @@ export async function applyMessage(deps: IngestDeps, messageId: string): Promise
     });
   } catch (err) {
     if (!(err instanceof RecordFailed)) throw err;
-    await deps.repo.transaction((tx) => fail(deps, tx, err.message_, err.cause, 'write'));
+    await deps.repo.transaction((tx) => fail(deps, tx, err.record, err.cause, 'write'));
   }
 }
 
 /** A lone record's data failure, carried out of its transaction so that rolls back first. */
 class RecordFailed extends Error {
   constructor(
-    readonly message_: StoredMessage,
+    readonly record: StoredMessage,
     override readonly cause: unknown,
   ) {
     super('record failed');

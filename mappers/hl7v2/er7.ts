@@ -316,5 +316,8 @@ function escapeSequence(seq: string, d: Delimiters): string | undefined {
 /** A decimal, optionally signed. */
 export function parseNumber(raw: string, fail: () => MappingError): number {
   if (!NUMBER.test(raw)) throw fail();
-  return Number(raw);
+  // 400 nines match the pattern but are no number JSON can carry.
+  const n = Number(raw);
+  if (!Number.isFinite(n)) throw fail();
+  return n;
 }

@@ -1,11 +1,13 @@
 /** The HL7 v2 reader under the mappers: ER7 parsing, decoding, the header, dates, units. */
 import iconv from 'iconv-lite';
-import { ackCodeFor, decodeEr7, readHeader } from '../../mappers/hl7v2';
+import { ackCodeFor, decodeEr7, mapHl7v2, readHeader } from '../../mappers/hl7v2';
 import { hl7Date, hl7DateTime } from '../../mappers/hl7v2/datetime';
 import { parseEr7, parseMsh } from '../../mappers/hl7v2/er7';
 import { quantity, unitCode } from '../../mappers/hl7v2/units';
 import { MappingError } from '../../mappers/types';
 import { thrown } from '../support/thrown';
+import { oru, syntheticPatient } from '../../fixtures/synthetic/hl7';
+import { demoSources } from '../support/ingest';
 
 const MSH = 'MSH|^~\\&|LIS|CITYHOSP|FHIRGW|CONSORTIUM|20251103093010||ORU^R01^ORU_R01|C1|P|2.5.1';
 
@@ -238,5 +240,12 @@ describe('units', () => {
     expect(quantity(5, { code: 'mg/dL', text: '毫克/分升' }, () => undefined)).toEqual({ value: 5, unit: '毫克/分升', system: 'http://unitsofmeasure.org', code: 'mg/dL' });
     expect(quantity(2, { code: 'kat/L', system: 'UCUM' }, () => undefined)).toEqual({ value: 2, unit: 'kat/L', system: 'http://unitsofmeasure.org', code: 'kat/L' });
     expect(quantity(7.2, {}, () => undefined)).toEqual({ value: 7.2 });
+  });
+});
+
+describe('numbers beyond what JSON carries', () => {
+  it('refuses an NM value that overflows to Infinity, naming the OBX field', () => {
+    const message = oru(syntheticPatient(5), 'INF', 'RINF').replace(/^(OBX\|1\|NM\|[^|]*\|\|)[^|]*/m, `$1${'9'.repeat(400)}`);
+    expect(thrown(() => mapHl7v2(message, demoSources().get('city-hospital')!)).where).toBe('OBX-5');
   });
 });
