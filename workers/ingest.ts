@@ -28,8 +28,8 @@ export function prepare(deps: Pick<IngestDeps, 'sources'>, msg: Pick<StoredMessa
   const ctx = deps.sources.get(msg.source);
   if (!ctx) throw new MappingError(`source '${msg.source}' is not registered`, {}, 'not-supported');
   const mapped = mapRecord(ctx, msg.body, msg.charset ?? undefined);
-  validateMappedBundle(mapped.bundle);
-  stampProfiles(mapped.bundle);
+  validateMappedBundle(mapped.bundle, mapped.createOnly);
+  stampProfiles(mapped.bundle, mapped.createOnly);
   return mapped;
 }
 

@@ -66,7 +66,7 @@ describe('county hospital vendor JSON', () => {
     expect(obs[2].referenceRange![0]).toMatchObject({ high: { value: 5.2 }, text: '<5.2' });
     expect(obs[3].valueString).toBe('阴性');
     expect(r.unmapped.map((u) => u.code)).toEqual(['0299']);
-    expect(() => validateMappedBundle(r.bundle)).not.toThrow();
+    expect(() => validateMappedBundle(r.bundle, r.createOnly)).not.toThrow();
   });
 
   it('maps exam reports: conclusion, the report text as an attachment, the study UID', () => {
@@ -106,7 +106,7 @@ describe('community centre CSV', () => {
     expect(ofType<Patient>(li, 'Patient')[0].identifier).toHaveLength(1); // no ID number given
     expect(ofType<Encounter>(wang, 'Encounter')[0].type![0].text).toBe('高血压随访');
     expect(wang.createOnly).toEqual([]);
-    expect(() => validateMappedBundle(wang.bundle)).not.toThrow();
+    expect(() => validateMappedBundle(wang.bundle, wang.createOnly)).not.toThrow();
   });
 
   it('maps prescriptions with a create-only patient copy', () => {
