@@ -146,7 +146,11 @@ async function main(): Promise<void> {
     await waitUntilApplied(store, 200);
 
     const rss: number[] = [];
-    const sampler = setInterval(() => rss.push(process.memoryUsage().rss), 5000);
+    const sampler = setInterval(() => {
+      rss.push(process.memoryUsage().rss);
+      // Printed as it goes, so a long --duration run shows its memory even if cut short.
+      if (DURATION) console.log(`  t=${rss.length * 5}s rss ${Math.round(rss[rss.length - 1] / 1048576)} MB`);
+    }, 5000);
     t0 = performance.now();
     const sent = await post(baseUrl, 'RUN', N, DURATION ? Date.now() + DURATION * 1000 : undefined);
     const postSeconds = (performance.now() - t0) / 1000;
