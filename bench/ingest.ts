@@ -83,8 +83,8 @@ async function post(base: string, tag: string, count: number, until?: number): P
   let next = 0;
   const client = async (): Promise<void> => {
     for (;;) {
+      if (until ? Date.now() > until : next >= count) return;
       const i = next++;
-      if (until ? Date.now() > until : i >= count) return;
       const t = performance.now();
       const res = await fetch(`${base}/ingest/hl7v2`, { method: 'POST', headers: { 'content-type': 'application/hl7-v2' }, body: message(i, tag) });
       const ack = await res.text();
@@ -93,7 +93,7 @@ async function post(base: string, tag: string, count: number, until?: number): P
     }
   };
   await Promise.all(Array.from({ length: K }, client));
-  return { latencies, sent: Math.min(next, until ? next : count) };
+  return { latencies, sent: latencies.length };
 }
 
 async function main(): Promise<void> {
