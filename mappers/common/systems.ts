@@ -18,3 +18,9 @@ export const OBSERVATION_CATEGORY = 'http://terminology.hl7.org/CodeSystem/obser
 export const CONDITION_CATEGORY = 'http://terminology.hl7.org/CodeSystem/condition-category';
 export const CONDITION_VERIFICATION = 'http://terminology.hl7.org/CodeSystem/condition-ver-status';
 export const DIAGNOSIS_ROLE = 'http://terminology.hl7.org/CodeSystem/diagnosis-role';
+
+/** An Identifier.type from v2 table 0203 (MR, VN, FILL, HC ...), with the local name as text. */
+export const v2IdentifierType = (code: string, text?: string): { coding: { system: string; code: string }[]; text?: string } => ({
+  coding: [{ system: V2_0203, code }],
+  ...(text && { text }),
+});

@@ -1,0 +1,104 @@
+/**
+ * CSV text to rows that know their line in the posted body. Line endings are made LF first:
+ * exports from Windows tools end lines with CRLF, and csv-parse counts lines wrongly for
+ * them. A record split off a body starts with a line mark (`#line 7`), so an error in it
+ * names the line the sender knows even though the record is mapped on its own.
+ */
+import { parse, type CsvError } from 'csv-parse/sync';
+import { MappingError } from '../types';
+
+export interface CsvRow {
+  /** Line in the posted body where the row starts (1-based, the header is line 1). */
+  line: number;
+  fields: string[];
+  /** The row's text, without its line end. */
+  text: string;
+}
+
+export interface CsvTable {
+  header: string[];
+  headerText: string;
+  rows: CsvRow[];
+}
+
+const MARK = /^#line (\d+)\n/;
+const NEWLINES = /\r\n?/g;
+
+/** `text` (a header line and one row) marked as the row that starts on `line` of its body. */
+export const markLine = (line: number, text: string): string => `#line ${line}\n${text}`;
+
+interface Parsed {
+  record: string[];
+  raw: string;
+  info: { lines: number };
+}
+
+export function readCsv(input: string): CsvTable {
+  let body = input.replace(NEWLINES, '\n');
+  if (body.charCodeAt(0) === 0xfeff) body = body.slice(1);
+  const mark = MARK.exec(body);
+  if (mark) body = body.slice(mark[0].length);
+  let lastEnd = 0;
+  let parsed: Parsed[];
+  try {
+    parsed = parse(body, {
+      raw: true,
+      info: true,
+      trim: true,
+      skip_empty_lines: true,
+      // A row of the wrong width fails alone, when it is mapped, not the whole body.
+      relax_column_count: true,
+      on_record: (record, context) => {
+        lastEnd = context.lines;
+        return record;
+      },
+    }) as unknown as Parsed[];
+  } catch (err) {
+    throw syntaxError(err as CsvError, body, lastEnd);
+  }
+  if (parsed.length === 0) throw new MappingError('the body is empty: a header row is required', { line: 1 }, 'required');
+  const [head, ...rest] = parsed;
+  // The row of a marked record is line 2 of the text, and line `mark` of its body.
+  const shift = mark ? Number(mark[1]) - 2 : 0;
+  const rows = rest
+    .map((r) => {
+      const text = r.raw.replace(/^\n+/, '').replace(/\n$/, '');
+      return { line: r.info.lines - countNewlines(text) + shift, fields: r.record, text };
+    })
+    // Spreadsheets export trailing rows of bare commas.
+    .filter((r) => r.fields.some((f) => f !== ''));
+  return { header: head.record, headerText: head.raw.replace(/^\n+/, '').replace(/\n$/, ''), rows };
+}
+
+function countNewlines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
+/**
+ * csv-parse's messages quote the field they stop at; these do not (patient data stays out
+ * of stored outcomes). An unclosed quote is only noticed at the end of the body: it is named
+ * at the line where its row starts, the first non-empty line after the last complete row.
+ */
+function syntaxError(err: CsvError, body: string, lastEnd: number): MappingError {
+  const line = typeof err.lines === 'number' ? err.lines : lastEnd + 1;
+  switch (err.code) {
+    case 'CSV_QUOTE_NOT_CLOSED':
+      return new MappingError('a quoted field is never closed (an unbalanced quote)', { line: firstLineWithText(body, lastEnd + 1) }, 'structure');
+    case 'INVALID_OPENING_QUOTE':
+      return new MappingError('a quote inside an unquoted field: quote the whole field and double the quote', { line }, 'structure');
+    case 'CSV_INVALID_CLOSING_QUOTE':
+    case 'CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE':
+      return new MappingError('text after the closing quote of a field', { line }, 'structure');
+    default:
+      return new MappingError(`not valid CSV (${err.code})`, { line }, 'structure');
+  }
+}
+
+function firstLineWithText(body: string, from: number): number {
+  const lines = body.split('\n');
+  let line = from;
+  while (line <= lines.length && lines[line - 1].trim() === '') line++;
+  return line;
+}
