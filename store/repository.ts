@@ -14,8 +14,25 @@ import { writeBatch, type WriteOp } from './writer';
 /** Checks a resource before it is stored; throws a FhirError naming the offending path. */
 export type Validator = (resource: Resource) => void;
 
+/** A resource version a transaction wrote, as stored JSON (undefined for a deletion). */
+export interface Written {
+  type: string;
+  id: string;
+  json?: string;
+  /** Who asked for the write, when not a client (e.g. 'mpi' for the patient index's own records). */
+  origin?: string;
+}
+
+/**
+ * Called inside the transaction after each batch of writes, so that what depends on them (the
+ * patient index) commits or rolls back with them. Throwing a FhirError refuses the writes.
+ */
+export type WriteObserver = (repo: Repository, written: Written[]) => Promise<void>;
+
 export interface StoreOptions {
   validate?: Validator;
+  /** Filled by `observeWrites`; shared by every transaction-bound copy of the repository. */
+  observers?: WriteObserver[];
 }
 
 export const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -30,6 +47,8 @@ export interface WriteIntent {
   ifMatch?: string;
   /** Where the resource sits in the request (e.g. `Bundle.entry[3].resource`), for error messages. */
   at?: string;
+  /** See Written.origin. */
+  origin?: string;
 }
 
 export interface WriteOutcome {
@@ -66,6 +85,11 @@ export class Repository {
     private readonly options: StoreOptions = {},
     private readonly tx?: SqlExecutor,
   ) {}
+
+  /** Registers a WriteObserver for every later write through this store. */
+  observeWrites(observer: WriteObserver): void {
+    (this.options.observers ??= []).push(observer);
+  }
 
   get kind(): Database['kind'] {
     return this.db.kind;
@@ -251,6 +275,11 @@ export class Repository {
       outcomes.push({ status: prior && !prior.deleted ? 200 : 201, stored: new StoredResource(intent.type, intent.id, String(version), lastUpdated, false, json) });
     }
     if (ops.length > 0) await writeBatch(this.tx, ops);
+    if (ops.length > 0 && this.options.observers?.length) {
+      const origin = new Map(intents.map((i) => [`${i.type}/${i.id}`, i.origin]));
+      const written: Written[] = ops.map((op) => ({ type: op.type, id: op.id, json: op.json ?? undefined, origin: origin.get(`${op.type}/${op.id}`) }));
+      for (const observe of this.options.observers) await observe(this, written);
+    }
     return outcomes;
   }
 

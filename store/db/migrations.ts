@@ -82,6 +82,67 @@ const MIGRATIONS: string[] = [
   CREATE INDEX ingest_message_waiting ON ingest_message (seq) WHERE state = 'received';
   CREATE INDEX ingest_message_source ON ingest_message (source, state)
   `,
+  // The patient index (mpi/): one row per facility Patient naming its golden record, the keys
+  // it is blocked under, the review queue, merges (kept to be undone) and every link change.
+  // The primary key of mpi_link is what guarantees one golden record per facility Patient.
+  `
+  CREATE TABLE mpi_golden (
+    id text PRIMARY KEY,
+    merged_into text,
+    created_at timestamptz NOT NULL DEFAULT now()
+  );
+  CREATE TABLE mpi_link (
+    patient_id text PRIMARY KEY,
+    golden_id text NOT NULL REFERENCES mpi_golden (id),
+    link_source text NOT NULL CHECK (link_source IN ('AUTO', 'MANUAL')),
+    score real,
+    rule text NOT NULL,
+    rules_version text NOT NULL,
+    features jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+  );
+  CREATE INDEX mpi_link_golden ON mpi_link (golden_id);
+  CREATE TABLE mpi_block (
+    key text COLLATE "C" NOT NULL,
+    patient_id text NOT NULL,
+    PRIMARY KEY (key, patient_id)
+  );
+  CREATE INDEX mpi_block_patient ON mpi_block (patient_id);
+  CREATE TABLE mpi_candidate (
+    patient_id text NOT NULL,
+    golden_id text NOT NULL,
+    state text NOT NULL CHECK (state IN ('open', 'accepted', 'rejected')),
+    score real,
+    levels jsonb,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    decided_at timestamptz,
+    decided_by text,
+    PRIMARY KEY (patient_id, golden_id)
+  );
+  CREATE INDEX mpi_candidate_open ON mpi_candidate (created_at) WHERE state = 'open';
+  CREATE TABLE mpi_merge (
+    id uuid PRIMARY KEY,
+    source_golden text NOT NULL,
+    target_golden text NOT NULL,
+    moved jsonb NOT NULL,
+    reason text NOT NULL,
+    decided_by text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    undone_at timestamptz
+  );
+  CREATE TABLE mpi_link_history (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    patient_id text NOT NULL,
+    golden_id text,
+    link_source text,
+    score real,
+    rule text,
+    decided_by text,
+    at timestamptz NOT NULL DEFAULT now()
+  );
+  CREATE INDEX mpi_link_history_patient ON mpi_link_history (patient_id, seq)
+  `,
 ];
 
 const LOCK_KEY = 727_001; // any constant shared by every process of this gateway

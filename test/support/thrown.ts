@@ -10,3 +10,13 @@ export function thrown(fn: () => unknown): MappingError {
   }
   throw new Error('expected a MappingError');
 }
+
+/** What `fn` rejects with; fails the test if it resolves. */
+export async function rejection(fn: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await fn();
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected a rejection');
+}

@@ -1,0 +1,196 @@
+/**
+ * The patient index's tables (migration 3): links, blocking keys, golden ids, the review queue
+ * and merges. Every function takes the executor of the caller's transaction, so a link change
+ * commits or rolls back with the write that caused it.
+ */
+import type { SqlExecutor } from '../store/db/database';
+import type { Levels } from './compare';
+import type { Member } from './golden';
+import type { PersonFeatures } from './features';
+
+export type LinkSource = 'AUTO' | 'MANUAL';
+
+export interface Link {
+  patientId: string;
+  goldenId: string;
+  linkSource: LinkSource;
+  score: number | null;
+  rule: string;
+  rulesVersion: string;
+  features: PersonFeatures;
+  updatedAt?: string;
+}
+
+interface LinkRowDb {
+  patient_id: string;
+  golden_id: string;
+  link_source: LinkSource;
+  score: number | null;
+  rule: string;
+  rules_version: string;
+  features: PersonFeatures | string;
+  updated_at: string | Date;
+}
+
+const json = <T>(v: T | string): T => (typeof v === 'string' ? (JSON.parse(v) as T) : v);
+const iso = (v: string | Date): string => (v instanceof Date ? v.toISOString() : new Date(v).toISOString());
+
+function toLink(r: LinkRowDb): Link {
+  return { patientId: r.patient_id, goldenId: r.golden_id, linkSource: r.link_source, score: r.score === null ? null : Number(r.score), rule: r.rule, rulesVersion: r.rules_version, features: json(r.features), updatedAt: iso(r.updated_at) };
+}
+
+export interface Review {
+  patientId: string;
+  goldenId: string;
+  state: 'open' | 'accepted' | 'rejected';
+  score: number | null;
+  levels: Levels | null;
+  createdAt: string;
+  decidedAt?: string;
+  decidedBy?: string;
+}
+
+export const links = {
+  /**
+   * Serialises every transaction that could decide about the same person: the keys are the
+   * blocking keys a registration is looked up by, so two registrations of one new person
+   * arriving at once wait for each other instead of each creating a golden record. Taken in
+   * sorted order, so two transactions cannot each hold what the other waits for.
+   */
+  async lock(ex: SqlExecutor, keys: string[]): Promise<void> {
+    const sorted = [...new Set(keys)].sort();
+    await ex.query(`SELECT count(pg_advisory_xact_lock(hashtext(k))) FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) s`, [sorted.map((k) => `mpi:${k}`)]);
+  },
+
+  async get(ex: SqlExecutor, patientId: string): Promise<Link | undefined> {
+    const rows = await ex.query<LinkRowDb>('SELECT * FROM mpi_link WHERE patient_id = $1', [patientId]);
+    return rows[0] && toLink(rows[0]);
+  },
+
+  async isGolden(ex: SqlExecutor, id: string): Promise<boolean> {
+    return (await ex.query('SELECT 1 FROM mpi_golden WHERE id = $1', [id])).length > 0;
+  },
+
+  /** The registrations filed under any of `keys`, at most `perKey` per key (a huge block is a bad key, not a lead). */
+  async candidates(ex: SqlExecutor, keys: string[], perKey: number): Promise<Link[]> {
+    if (keys.length === 0) return [];
+    const rows = await ex.query<LinkRowDb>(
+      `SELECT l.* FROM (SELECT DISTINCT b.patient_id FROM unnest($1::text[]) AS k(key)
+         CROSS JOIN LATERAL (SELECT patient_id FROM mpi_block WHERE key = k.key LIMIT $2) b) c
+       JOIN mpi_link l ON l.patient_id = c.patient_id`,
+      [keys, perKey],
+    );
+    return rows.map(toLink);
+  },
+
+  /** Saves a link with its blocking keys, and appends it to the link history. */
+  async save(ex: SqlExecutor, link: Link, blocks: string[], decidedBy: string): Promise<void> {
+    await ex.query(
+      `WITH del AS (DELETE FROM mpi_block WHERE patient_id = $1 AND NOT (key = ANY($8::text[]))),
+       ins AS (INSERT INTO mpi_block (key, patient_id) SELECT k, $1 FROM unnest($8::text[]) AS k ON CONFLICT DO NOTHING),
+       hist AS (INSERT INTO mpi_link_history (patient_id, golden_id, link_source, score, rule, decided_by) VALUES ($1, $2, $3, $4, $5, $9))
+       INSERT INTO mpi_link (patient_id, golden_id, link_source, score, rule, rules_version, features)
+       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+       ON CONFLICT (patient_id) DO UPDATE SET golden_id = EXCLUDED.golden_id, link_source = EXCLUDED.link_source, score = EXCLUDED.score,
+         rule = EXCLUDED.rule, rules_version = EXCLUDED.rules_version, features = EXCLUDED.features, updated_at = now()`,
+      [link.patientId, link.goldenId, link.linkSource, link.score, link.rule, link.rulesVersion, JSON.stringify(link.features), blocks, decidedBy],
+    );
+  },
+
+  async remove(ex: SqlExecutor, patientId: string, decidedBy: string): Promise<void> {
+    await ex.query(
+      `WITH b AS (DELETE FROM mpi_block WHERE patient_id = $1),
+       c AS (DELETE FROM mpi_candidate WHERE patient_id = $1),
+       h AS (INSERT INTO mpi_link_history (patient_id, golden_id, rule, decided_by) VALUES ($1, NULL, 'deleted', $2))
+       DELETE FROM mpi_link WHERE patient_id = $1`,
+      [patientId, decidedBy],
+    );
+  },
+
+  async members(ex: SqlExecutor, goldenId: string): Promise<Member[]> {
+    const rows = await ex.query<{ patient_id: string; features: PersonFeatures | string }>('SELECT patient_id, features FROM mpi_link WHERE golden_id = $1 ORDER BY patient_id', [goldenId]);
+    return rows.map((r) => ({ patientId: r.patient_id, features: json(r.features) }));
+  },
+
+  async linksOf(ex: SqlExecutor, goldenId: string): Promise<Link[]> {
+    const rows = await ex.query<LinkRowDb>('SELECT * FROM mpi_link WHERE golden_id = $1 ORDER BY patient_id', [goldenId]);
+    return rows.map(toLink);
+  },
+
+  async createGolden(ex: SqlExecutor, id: string): Promise<void> {
+    await ex.query('INSERT INTO mpi_golden (id) VALUES ($1)', [id]);
+  },
+
+  /** Drops a golden id nobody is linked to, with the review entries that pointed at it. */
+  async dropGolden(ex: SqlExecutor, id: string): Promise<void> {
+    await ex.query(`WITH c AS (DELETE FROM mpi_candidate WHERE golden_id = $1 AND state = 'open') DELETE FROM mpi_golden WHERE id = $1`, [id]);
+  },
+
+  async goldenRow(ex: SqlExecutor, id: string): Promise<{ id: string; mergedInto: string | null } | undefined> {
+    const rows = await ex.query<{ id: string; merged_into: string | null }>('SELECT id, merged_into FROM mpi_golden WHERE id = $1', [id]);
+    return rows[0] && { id: rows[0].id, mergedInto: rows[0].merged_into };
+  },
+
+  async setMergedInto(ex: SqlExecutor, id: string, target: string | null): Promise<void> {
+    await ex.query('UPDATE mpi_golden SET merged_into = $2 WHERE id = $1', [id, target]);
+  },
+
+  /** Golden records a person decided this registration is not. */
+  async rejected(ex: SqlExecutor, patientId: string): Promise<Set<string>> {
+    const rows = await ex.query<{ golden_id: string }>(`SELECT golden_id FROM mpi_candidate WHERE patient_id = $1 AND state = 'rejected'`, [patientId]);
+    return new Set(rows.map((r) => r.golden_id));
+  },
+
+  /** Replaces the registration's open review entries with `open` (decided ones stay as they are). */
+  async setOpenReviews(ex: SqlExecutor, patientId: string, open: { goldenId: string; score: number; levels: Levels }[]): Promise<void> {
+    await ex.query(
+      `WITH d AS (DELETE FROM mpi_candidate WHERE patient_id = $1 AND state = 'open' AND NOT (golden_id = ANY($2::text[])))
+       INSERT INTO mpi_candidate (patient_id, golden_id, state, score, levels)
+       SELECT $1, g, 'open', s, l::jsonb FROM unnest($2::text[], $3::real[], $4::text[]) AS x(g, s, l)
+       ON CONFLICT (patient_id, golden_id) DO UPDATE SET score = EXCLUDED.score, levels = EXCLUDED.levels WHERE mpi_candidate.state = 'open'`,
+      [patientId, open.map((o) => o.goldenId), open.map((o) => o.score), open.map((o) => JSON.stringify(o.levels))],
+    );
+  },
+
+  async decide(ex: SqlExecutor, patientId: string, goldenId: string, state: 'accepted' | 'rejected', by: string): Promise<void> {
+    await ex.query(
+      `INSERT INTO mpi_candidate (patient_id, golden_id, state, decided_at, decided_by) VALUES ($1, $2, $3, now(), $4)
+       ON CONFLICT (patient_id, golden_id) DO UPDATE SET state = EXCLUDED.state, decided_at = now(), decided_by = EXCLUDED.decided_by`,
+      [patientId, goldenId, state, by],
+    );
+  },
+
+  async review(ex: SqlExecutor, patientId: string, goldenId: string): Promise<Review | undefined> {
+    const rows = await ex.query<ReviewRowDb>('SELECT * FROM mpi_candidate WHERE patient_id = $1 AND golden_id = $2', [patientId, goldenId]);
+    return rows[0] && toReview(rows[0]);
+  },
+
+  async reviews(ex: SqlExecutor, state: Review['state'], count: number): Promise<Review[]> {
+    const rows = await ex.query<ReviewRowDb>('SELECT * FROM mpi_candidate WHERE state = $1 ORDER BY created_at, patient_id, golden_id LIMIT $2', [state, count]);
+    return rows.map(toReview);
+  },
+};
+
+interface ReviewRowDb {
+  patient_id: string;
+  golden_id: string;
+  state: Review['state'];
+  score: number | null;
+  levels: Levels | string | null;
+  created_at: string | Date;
+  decided_at: string | Date | null;
+  decided_by: string | null;
+}
+
+function toReview(r: ReviewRowDb): Review {
+  return {
+    patientId: r.patient_id,
+    goldenId: r.golden_id,
+    state: r.state,
+    score: r.score === null ? null : Number(r.score),
+    levels: r.levels === null ? null : json(r.levels),
+    createdAt: iso(r.created_at),
+    ...(r.decided_at && { decidedAt: iso(r.decided_at) }),
+    ...(r.decided_by && { decidedBy: r.decided_by }),
+  };
+}

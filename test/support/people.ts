@@ -1,0 +1,37 @@
+/** Facility Patients for patient index tests, from a few demographics. All synthetic. */
+import type { Patient } from '@medplum/fhirtypes';
+import { idCardCheckDigit } from '../../mappers/id-card';
+import { mrnIdentifier, SYSTEMS } from '../../mappers/identifiers';
+
+export interface Person {
+  name?: string;
+  gender?: 'male' | 'female';
+  birthDate?: string;
+  idNumber?: string;
+  phone?: string;
+  address?: string;
+  healthCard?: string;
+}
+
+/** A valid 18-digit ID number for a birth date and a sequence (odd last digit: male). */
+export function idNumber(birthDate: string, seq: number, region = '420102'): string {
+  const first17 = `${region}${birthDate.replace(/-/g, '')}${String(seq).padStart(3, '0')}`;
+  return first17 + idCardCheckDigit(first17);
+}
+
+export function facilityPatient(id: string, p: Person, facility = 'city-hospital'): Patient & { id: string } {
+  return {
+    resourceType: 'Patient',
+    id,
+    identifier: [
+      mrnIdentifier(`urn:oid:2.16.156.10011.1.11.${facility.length}`, id),
+      ...(p.idNumber ? [{ system: SYSTEMS.idCard, value: p.idNumber }] : []),
+      ...(p.healthCard ? [{ system: SYSTEMS.healthCard, value: p.healthCard }] : []),
+    ],
+    ...(p.name && { name: [{ use: 'official' as const, text: p.name }] }),
+    ...(p.gender && { gender: p.gender }),
+    ...(p.birthDate && { birthDate: p.birthDate }),
+    ...(p.phone && { telecom: [{ system: 'phone' as const, value: p.phone }] }),
+    ...(p.address && { address: [{ text: p.address }] }),
+  };
+}
