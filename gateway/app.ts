@@ -1,6 +1,8 @@
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import type { Repository } from '../store/repository';
 import { FhirError, outcome } from '../store/errors';
+import type { PatientIndex } from '../mpi';
+import { patientIndexRouter } from './fhir/patient-index';
 import { fhirRouter, sendJson } from './fhir/routes';
 import { ingestRouter } from './ingest/routes';
 import type { IngestService } from './ingest/service';
@@ -13,6 +15,8 @@ export interface AppDeps {
   onError?: (err: unknown) => void;
   /** Receipt of facility records; `/ingest` is mounted when present. */
   ingest?: IngestService;
+  /** The patient index: cross-facility reads and its operations when present. */
+  mpi?: PatientIndex;
 }
 
 const JSON_TYPES = ['application/json', 'application/fhir+json', 'application/json-patch+json'];
@@ -23,7 +27,8 @@ export function createApp(deps: AppDeps): Express {
   app.set('query parser', 'simple');
   app.use('/fhir', express.json({ type: JSON_TYPES, limit: '50mb', strict: true }));
   app.use('/fhir', express.urlencoded({ extended: false, type: 'application/x-www-form-urlencoded' }));
-  app.use('/fhir', fhirRouter(deps.repo, deps.baseUrl));
+  if (deps.mpi) app.use('/fhir', patientIndexRouter(deps.repo, deps.mpi, deps.baseUrl));
+  app.use('/fhir', fhirRouter(deps.repo, deps.baseUrl, deps.mpi));
   if (deps.ingest) app.use('/ingest', ingestRouter(deps.ingest));
   app.use('/fhir', (_req, res) => sendJson(res, 404, outcome([{ severity: 'error', code: 'not-found', diagnostics: 'No such FHIR endpoint' }])));
   app.use(errorHandler(deps.onError));

@@ -1,3 +1,4 @@
+import { DEFAULT_RULES_FILE } from '../mpi/rules';
 import { resolve } from 'node:path';
 
 /** pino's level names. */
@@ -29,6 +30,8 @@ export interface Config {
   workerConcurrency: number;
   /** The registered sources (`SOURCES_FILE`, default the demo consortium's fixtures/demo-sources.json). */
   sourcesFile: string;
+  /** The patient index's matching rules (`MPI_RULES_FILE`, default mpi/rules/default.json). */
+  mpiRulesFile: string;
   /** Key prefix of the queues in Redis (`QUEUE_PREFIX`, default `{fhirgw}`); gateways sharing a Redis need their own. */
   queuePrefix: string;
 }
@@ -65,11 +68,12 @@ export function loadConfig(env: Env = process.env): Config {
   const inlineWorker = parseBoolean('INGEST_WORKER', get('INGEST_WORKER') ?? 'true');
   const workerConcurrency = parsePositiveInt('WORKER_CONCURRENCY', get('WORKER_CONCURRENCY') ?? '8', 256);
   const sourcesFile = resolve(get('SOURCES_FILE') ?? resolve(__dirname, '../fixtures/demo-sources.json'));
+  const mpiRulesFile = resolve(get('MPI_RULES_FILE') ?? DEFAULT_RULES_FILE);
 
   const queuePrefix = get('QUEUE_PREFIX') ?? '{fhirgw}';
   if (!/^\{[A-Za-z0-9_-]{1,40}\}$/.test(queuePrefix)) throw new ConfigError(`Invalid QUEUE_PREFIX: '${queuePrefix}' must look like {name} (a Redis Cluster hash tag)`);
 
-  return { port, dataDir, databaseUrl, redisUrl, logLevel, baseUrl, demo, pgMaxConnections, mllpPort, inlineWorker, workerConcurrency, sourcesFile, queuePrefix };
+  return { port, dataDir, databaseUrl, redisUrl, logLevel, baseUrl, demo, pgMaxConnections, mllpPort, inlineWorker, workerConcurrency, sourcesFile, mpiRulesFile, queuePrefix };
 }
 
 function parsePort(name: string, raw: string): number {

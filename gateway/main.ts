@@ -11,6 +11,8 @@ import type { Queue, Worker } from 'bullmq';
 import express from 'express';
 import Redis from 'ioredis';
 import { createValidator, type Validator } from '../profiles/validator';
+import { PatientIndex } from '../mpi';
+import { loadRules } from '../mpi/rules';
 import { openStore, type OpenStore } from '../store/open';
 import { startIngestWorker } from '../workers/ingest';
 import { registerQueueDepth } from '../workers/metrics';
@@ -91,6 +93,12 @@ async function start(state: Running, log: Logger): Promise<void> {
   } catch (err) {
     throw new StartupError(`cannot load the sources (SOURCES_FILE): ${oneLine(err)}`);
   }
+  let mpi: PatientIndex;
+  try {
+    mpi = new PatientIndex(loadRules(config.mpiRulesFile));
+  } catch (err) {
+    throw new StartupError(`cannot load the patient index rules (MPI_RULES_FILE): ${oneLine(err)}`);
+  }
 
   // Compiled before the store opens so that, once listening, nothing blocks for seconds.
   let t = Date.now();
@@ -121,13 +129,14 @@ async function start(state: Running, log: Logger): Promise<void> {
   state.redisClient = await connectRedis(redisUrl!, !config.redisUrl, log);
 
   const store = state.store;
+  mpi.attach(store.repo);
   const connection = redisConnection(redisUrl!);
   const queue = (state.queue = ingestQueue(connection, config.queuePrefix));
   registerQueueDepth(queue);
   const ingestLog = logger.child({ component: 'ingest' });
   const ingest = new IngestService({ repo: store.repo, queue, sources, log: ingestLog });
   if (config.inlineWorker) {
-    state.worker = startIngestWorker({ repo: store.repo, sources, log: ingestLog }, { connection, concurrency: config.workerConcurrency, prefix: config.queuePrefix });
+    state.worker = startIngestWorker({ repo: store.repo, sources, log: ingestLog, mpi }, { connection, concurrency: config.workerConcurrency, prefix: config.queuePrefix });
     state.stopRecovery = await startRecovery(store.db, queue, ingestLog, RECOVERY);
   }
 
@@ -140,6 +149,7 @@ async function start(state: Running, log: Logger): Promise<void> {
     createApp({
       repo: store.repo,
       ingest,
+      mpi,
       baseUrl: config.baseUrl,
       // Message, code and stack only: driver errors carry a `detail` that can quote row values.
       onError: (err) => logger.error({ err: errorSummary(err) }, 'unexpected error while handling a request'),

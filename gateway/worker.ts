@@ -3,6 +3,8 @@
  * apart from the HTTP gateway (run the gateway with INGEST_WORKER=false). Needs DATABASE_URL
  * and REDIS_URL: an embedded PGlite or a private Redis belongs to one gateway process.
  */
+import { PatientIndex } from '../mpi';
+import { loadRules } from '../mpi/rules';
 import { createValidator } from '../profiles/validator';
 import { openStore } from '../store/open';
 import { startIngestWorker } from '../workers/ingest';
@@ -18,10 +20,12 @@ async function main(): Promise<void> {
   if (!config.databaseUrl || !config.redisUrl) throw new ConfigError('npm run worker needs DATABASE_URL and REDIS_URL (the shared PostgreSQL and Redis)');
   const log = logger.child({ component: 'worker' });
   const sources = loadSources(config.sourcesFile);
+  const mpi = new PatientIndex(loadRules(config.mpiRulesFile));
   const store = await openStore({ databaseUrl: config.databaseUrl, maxConnections: config.pgMaxConnections }, { validate: createValidator() });
+  mpi.attach(store.repo);
   const connection = redisConnection(config.redisUrl);
   const queue = ingestQueue(connection, config.queuePrefix);
-  const worker = startIngestWorker({ repo: store.repo, sources, log }, { connection, concurrency: config.workerConcurrency, prefix: config.queuePrefix });
+  const worker = startIngestWorker({ repo: store.repo, sources, log, mpi }, { connection, concurrency: config.workerConcurrency, prefix: config.queuePrefix });
   const stopRecovery = await startRecovery(store.db, queue, log, { intervalMs: 30_000, graceMs: 60_000 });
   log.info({ concurrency: config.workerConcurrency }, 'ingest worker running');
 

@@ -2,6 +2,7 @@ import type { Bundle, OperationOutcome, OperationOutcomeIssue, Patient, Resource
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { mapRecord } from '../mappers';
+import type { PatientIndex } from '../mpi';
 import { MappingError, type MapResult, type MergeRequest } from '../mappers/types';
 import { stampProfiles, validateMappedBundle } from '../profiles/conformance';
 import { processBundle } from '../store/bundle';
@@ -16,6 +17,8 @@ export interface IngestDeps {
   repo: Repository;
   sources: SourceRegistry;
   log: Logger;
+  /** Hands ADT^A40 merges to the patient index (which links every Patient the store writes). */
+  mpi?: PatientIndex;
 }
 
 /**
@@ -96,7 +99,10 @@ async function applyOne(deps: IngestDeps, tx: Repository, m: StoredMessage, isol
   try {
     const write = async (repo: Repository): Promise<string[]> => {
       const written = await writeBundle(repo, mapped);
-      if (mapped.merge) written.push(...(await retire(repo, mapped.merge)));
+      if (mapped.merge) {
+        written.push(...(await retire(repo, mapped.merge)));
+        await mergePersons(deps, repo, mapped.merge, m.source);
+      }
       return written;
     };
     let resources: string[];
@@ -180,6 +186,17 @@ async function retire(repo: Repository, merge: MergeRequest): Promise<string[]> 
     }
   }
   return written;
+}
+
+/**
+ * ADT^A40 in the patient index: the facility says two registrations are one person, so the
+ * retired registration's person is merged into the survivor's (reversibly, see $mpi-unmerge).
+ */
+async function mergePersons(deps: IngestDeps, repo: Repository, merge: MergeRequest, source: string): Promise<void> {
+  if (!deps.mpi) return;
+  const [retired, survivor] = [merge.retired, merge.survivor].map((r) => r.split('/')[1]);
+  const [a, b] = [await deps.mpi.person(repo.executor, retired), await deps.mpi.person(repo.executor, survivor)];
+  if (a && b) await deps.mpi.merge(repo, a.goldenId, b.goldenId, 'ADT^A40', source);
 }
 
 export interface IngestWorkerOptions {

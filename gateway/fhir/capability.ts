@@ -13,8 +13,9 @@ let resources: RestResource[] | undefined;
  * store supports for all of them, and each type's indexed search parameters (composite and
  * special parameters are not indexed, so they are not listed).
  */
-export function capabilityStatement(baseUrl: string): CapabilityStatement {
+export function capabilityStatement(baseUrl: string, opts: { patientIndex: boolean } = { patientIndex: false }): CapabilityStatement {
   resources ??= buildResources();
+  const patientOps = opts.patientIndex ? [EVERYTHING, ...PATIENT_INDEX_OPERATIONS] : [EVERYTHING];
   return {
     resourceType: 'CapabilityStatement',
     status: 'active',
@@ -29,13 +30,22 @@ export function capabilityStatement(baseUrl: string): CapabilityStatement {
         mode: 'server',
         documentation:
           'Search: token (system|code, code, |code, system|, :not, :text), string (starts-with by default, :exact, :contains; case-, accent- and width-insensitive), date (eq ne gt lt ge le sa eb ap, partial dates), reference (id, Type/id, :Type, chained param:Type.param), number and quantity (prefixes, value|system|code), :missing; _count with keyset next/previous links, _sort, _include/_revinclude (:iterate), _total=accurate, _summary=count|data|text, _elements. Prefer: handling=strict rejects unknown parameters; lenient (default) reports them in an OperationOutcome entry.',
-        resource: resources,
+        resource: opts.patientIndex ? resources.map((r) => (r.type === 'Patient' ? { ...r, operation: patientOps, documentation: PATIENT_INDEX_DOC } : r)) : resources,
         interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'history-system' }],
-        operation: [EVERYTHING],
+        operation: opts.patientIndex ? [EVERYTHING, { name: 'mpi-reviews', definition: `${OPERATION_BASE}/mpi-reviews` }] : [EVERYTHING],
       },
     ],
   };
 }
+
+const OPERATION_BASE = 'http://consortium.example/fhir/OperationDefinition';
+const PATIENT_INDEX_OPERATIONS = [
+  { name: 'ihe-pix', definition: 'https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix' },
+  { name: 'match', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-match' },
+  ...['mpi-links', 'mpi-review', 'mpi-link', 'mpi-unlink', 'mpi-merge', 'mpi-unmerge'].map((name) => ({ name, definition: `${OPERATION_BASE}/${name}` })),
+];
+const PATIENT_INDEX_DOC =
+  'Patient index: each facility Patient is linked to one golden Patient (meta.tag GOLDEN_RECORD, read-only: writes get 403). A golden Patient id in any Patient reference search parameter (Observation?patient=<golden id>) is expanded to every linked registration; :mdm on a facility Patient id (subject:mdm=Patient/x) expands it the same way. Patient/$everything on a golden or a linked registration returns the whole person across facilities. PDQm is the Patient search itself (name, birthdate, gender, identifier, telecom, address).';
 
 function buildResources(): RestResource[] {
   const types = resourceTypes();

@@ -5,7 +5,7 @@ export interface RenderEntry {
   fullUrl?: string;
   /** Resource JSON text, spliced in as is. */
   json?: string;
-  search?: { mode: 'match' | 'include' | 'outcome' };
+  search?: { mode: 'match' | 'include' | 'outcome'; score?: number; extension?: { url: string; valueCode: string }[] };
   request?: { method: string; url: string };
   response?: { status: string; location?: string; etag?: string; lastModified?: string; outcome?: OperationOutcome };
 }

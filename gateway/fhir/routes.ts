@@ -7,7 +7,9 @@ import { encodeCursor, DEFAULT_COUNT, MAX_COUNT, splitValues } from '../../store
 import type { Cursor } from '../../store/search/query';
 import { isKnownResourceType } from '../../store/search-params';
 import type { StoredResource } from '../../store/stored';
+import type { PatientIndex } from '../../mpi';
 import { capabilityStatement } from './capability';
+import { expandPersons } from './person-search';
 import { subset } from './elements';
 import { fullUrl, renderBundle, type RenderEntry } from './render';
 
@@ -17,11 +19,11 @@ export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
  * FHIR R4 REST. Handlers only translate HTTP to repository calls and results back to HTTP;
  * FHIR semantics live in store/.
  */
-export function fhirRouter(repo: Repository, configuredBase?: string): Router {
+export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: PatientIndex): Router {
   const r = Router();
   const base = (req: Request): string => configuredBase ?? `${req.protocol}://${req.get('host')}${req.baseUrl}`;
 
-  r.get('/metadata', (req, res) => sendJson(res, 200, capabilityStatement(base(req))));
+  r.get('/metadata', (req, res) => sendJson(res, 200, capabilityStatement(base(req), { patientIndex: mpi !== undefined })));
   r.get('/_history', async (req, res) => history(req, res, {}));
 
   r.post('/', async (req, res) => {
@@ -41,7 +43,8 @@ export function fhirRouter(repo: Repository, configuredBase?: string): Router {
   async function search(req: Request, res: Response, params: [string, string][]): Promise<void> {
     const type = knownType(req.params.type as string);
     const strict = preferHandling(req) === 'strict';
-    const { query, ...result } = await repo.search(type, params, { strict });
+    const searched = mpi ? await expandPersons(mpi, repo.executor, type, params) : params;
+    const { query, ...result } = await repo.search(type, searched, { strict });
     const b = base(req);
     if (query.summary === 'count') {
       sendText(res, 200, renderBundle({ type: 'searchset', total: result.total, link: [{ relation: 'self', url: selfUrl(req, b) }] }, []));
@@ -139,6 +142,8 @@ export function fhirRouter(repo: Repository, configuredBase?: string): Router {
     }
     const id = req.params.id as string;
     await repo.read('Patient', id);
+    // The whole person: a golden record or any linked registration brings every facility's records.
+    const person = await mpi?.person(repo.executor, id);
     const params = new URLSearchParams(queryPairs(req));
     const since = params.get('_since') ?? undefined;
     if (since !== undefined && Number.isNaN(Date.parse(since))) throw badRequest(`_since must be an instant, got '${since}'`, ['_since']);
@@ -146,7 +151,7 @@ export function fhirRouter(repo: Repository, configuredBase?: string): Router {
     for (const t of types ?? []) knownType(t);
     const count = params.has('_count') ? pageSize(params.get('_count')) : MAX_COUNT;
     const cursor = params.get('_cursor') ? decodeHistoryCursor(params.get('_cursor')!) : undefined;
-    const page = await repo.everything([id], { since, types, count, cursor });
+    const page = await repo.everything(person ? [person.goldenId, ...person.members] : [id], { since, types, count, cursor });
     const b = base(req);
     const link = [{ relation: 'self', url: selfUrl(req, b) }];
     if (page.next) {

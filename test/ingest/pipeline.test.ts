@@ -195,6 +195,21 @@ describe('demo and broken fixtures through HTTP receipt (PostgreSQL, Redis)', ()
     expect(county.topUnmapped.map((u) => u.code)).toEqual(expect.arrayContaining(['0299', 'ZD099']));
   });
 
+  it('links the cast: each person registered at several facilities is one person', async () => {
+    const cast: [string, string[]][] = [
+      ['339901195803120317', ['10000101', 'Z0000201', 'C0000301']], // 王晓明 at the county hospital
+      ['339921196207250481', ['10000102', 'Z0000202', 'C0000302']], // no ID number at the centre
+      ['339902197111090159', ['10000103', 'Z0000203']], // mistyped ID number at the county hospital
+      ['339903198502010225', ['10000104', 'C0000304']], // birth date entered day-first at the centre
+      ['339921199006180572', ['Z0000205', 'C0000305']],
+    ];
+    for (const [idNumber, mrns] of cast) {
+      const res = await request(h.app).get(`/fhir/Patient/$ihe-pix?sourceIdentifier=urn:oid:2.16.156.10011.1.3|${idNumber}`).expect(200);
+      const values = (res.body.parameter as { name: string; valueIdentifier?: { value: string } }[]).filter((p) => p.name === 'targetIdentifier').map((p) => p.valueIdentifier!.value);
+      expect([idNumber.slice(-4), values]).toEqual([idNumber.slice(-4), expect.arrayContaining(mrns)]);
+    }
+  });
+
   it('a GB18030 message declared in the Content-Type is read and answered in GB18030', async () => {
     const utf8 = oru(wang, 'MSG-GB-1', 'RGB1').replace('UNICODE UTF-8', 'GB 18030-2000');
     const res = await request(h.app).post('/ingest/hl7v2').set('Content-Type', 'application/hl7-v2; charset=gb18030').send(iconv.encode(utf8, 'gb18030')).buffer(true).parse((r, cb) => {

@@ -8,7 +8,8 @@ import { messageLog, type StoredMessage } from '../../store/messages';
 import { startIngestWorker } from '../../workers/ingest';
 import { ingestQueue, redisConnection, type IngestJob } from '../../workers/queues';
 import { loadSources, type SourceRegistry } from '../../workers/sources';
-import { openTestStore, type Driver, type TestStore } from './stores';
+import { openIndexedStore } from './mpi';
+import type { Driver, TestStore } from './stores';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const DEMO_SOURCES = resolve(__dirname, '../../fixtures/demo-sources.json');
@@ -35,7 +36,7 @@ export interface IngestHarness {
  * each other's jobs), the receipt service and the real app. No worker runs until asked.
  */
 export async function openIngestHarness(driver: Driver, redisUrl = REDIS_URL): Promise<IngestHarness> {
-  const store = await openTestStore(driver);
+  const store = await openIndexedStore(driver);
   const prefix = `{test-${randomBytes(4).toString('hex')}}`;
   const connection = redisConnection(redisUrl);
   const queue = ingestQueue(connection, prefix);
@@ -47,9 +48,9 @@ export async function openIngestHarness(driver: Driver, redisUrl = REDIS_URL): P
     prefix,
     ingest,
     redisUrl,
-    app: createApp({ repo: store.repo, ingest }),
+    app: createApp({ repo: store.repo, ingest, mpi: store.mpi }),
     startWorker(concurrency = 4) {
-      const w = startIngestWorker({ repo: store.repo, sources: demoSources(), log: silent }, { connection, concurrency, prefix });
+      const w = startIngestWorker({ repo: store.repo, sources: demoSources(), log: silent, mpi: store.mpi }, { connection, concurrency, prefix });
       workers.push(w);
       return w;
     },

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { createApp } from '../../gateway/app';
+import { openIndexedStore } from './mpi';
 import { openTestStore, type Driver, type TestStore } from './stores';
 
 export interface TestServer {
@@ -12,9 +13,10 @@ export interface TestServer {
 }
 
 /** The real app over a fresh store, listening on a free loopback port. */
-export async function startTestServer(driver: Driver): Promise<TestServer> {
-  const store = await openTestStore(driver);
-  const app = createApp({ repo: store.repo });
+export async function startTestServer(driver: Driver, opts: { patientIndex?: boolean } = {}): Promise<TestServer> {
+  const indexed = opts.patientIndex ? await openIndexedStore(driver) : undefined;
+  const store = indexed ?? (await openTestStore(driver));
+  const app = createApp({ repo: store.repo, mpi: indexed?.mpi });
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
