@@ -19,12 +19,21 @@ export function idNumber(birthDate: string, seq: number, region = '420102'): str
   return first17 + idCardCheckDigit(first17);
 }
 
+const FACILITY_ARC: Record<string, number> = { 'city-hospital': 1, 'county-hospital': 2, 'community-centre-a': 3, 'community-centre-b': 4 };
+
+/** Each facility's MRN system, as in fixtures/demo-sources.json. */
+export function mrnSystem(facility: string): string {
+  const arc = FACILITY_ARC[facility];
+  if (!arc) throw new Error(`no MRN system for facility '${facility}'`);
+  return `urn:oid:2.16.156.10011.1.11.${arc}`;
+}
+
 export function facilityPatient(id: string, p: Person, facility = 'city-hospital'): Patient & { id: string } {
   return {
     resourceType: 'Patient',
     id,
     identifier: [
-      mrnIdentifier(`urn:oid:2.16.156.10011.1.11.${facility.length}`, id),
+      mrnIdentifier(mrnSystem(facility), id),
       ...(p.idNumber ? [{ system: SYSTEMS.idCard, value: p.idNumber }] : []),
       ...(p.healthCard ? [{ system: SYSTEMS.healthCard, value: p.healthCard }] : []),
     ],
