@@ -9,6 +9,15 @@ const SCHEMA_ID = 'http://hl7.org/fhir/json-schema/4.0';
 export type Validator = (resource: Resource) => void;
 
 /**
+ * The schema's patterns come from XML Schema, where \S excludes only space, tab, CR and LF;
+ * read as JavaScript regular expressions they would also exclude the ideographic space
+ * (U+3000) and refuse 李　凯成, a valid FHIR string that Chinese front desks type every day.
+ */
+function xsdWhitespace(schema: unknown): unknown {
+  return JSON.parse(JSON.stringify(schema).replaceAll('"^[ \\\\r\\\\n\\\\t\\\\S]+$"', '"^[^]+$"').replaceAll('"^\\\\S*$"', '"^[^ \\\\t\\\\n\\\\r]*$"'));
+}
+
+/**
  * Structural validation against the official R4 JSON Schema. The schema is compiled once, on
  * the first call of createValidator (about 3 s): every resource definition is reachable from
  * the root, so later types cost nothing.
@@ -16,13 +25,13 @@ export type Validator = (resource: Resource) => void;
 export function createValidator(): Validator {
   const ajv = new Ajv({ strict: false, allErrors: false });
   ajv.addMetaSchema(draft6);
-  const { $schema: _s, id: _id, ...rest } = fhirSchema as Record<string, unknown>;
+  const { $schema: _s, id: _id, ...rest } = xsdWhitespace(fhirSchema) as Record<string, unknown>;
   ajv.addSchema({
     ...rest,
     $id: SCHEMA_ID,
     // Medplum's copy of the schema refers to these two without defining them.
     definitions: {
-      ...(fhirSchema.definitions as Record<string, unknown>),
+      ...(rest.definitions as Record<string, unknown>),
       Resource: { type: 'object', properties: { resourceType: { type: 'string' } }, required: ['resourceType'] },
       integer64: { type: 'string' },
     },
