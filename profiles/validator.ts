@@ -11,7 +11,7 @@ export type Validator = (resource: Resource) => void;
 /**
  * The schema's patterns come from XML Schema, where \S excludes only space, tab, CR and LF;
  * read as JavaScript regular expressions they would also exclude the ideographic space
- * (U+3000) and refuse 李　凯成, a valid FHIR string that Chinese front desks type every day.
+ * (U+3000) and refuse 李\u3000凯成, a valid FHIR string that Chinese front desks type every day.
  */
 function xsdWhitespace(schema: unknown): unknown {
   return JSON.parse(JSON.stringify(schema).replaceAll('"^[ \\\\r\\\\n\\\\t\\\\S]+$"', '"^[^]+$"').replaceAll('"^\\\\S*$"', '"^[^ \\\\t\\\\n\\\\r]*$"'));
