@@ -135,6 +135,18 @@ export class PatientIndex {
     return [...best.values()].sort((a, b) => b.score - a.score || a.goldenId.localeCompare(b.goldenId));
   }
 
+  /**
+   * Bulk-loads links decided elsewhere (see links.loadDecided): the index of a population in
+   * seconds rather than one match per registration. Golden Patient resources are not written.
+   */
+  async loadDecided(ex: SqlExecutor, entries: { patient: Patient & { id: string }; goldenId: string; rule: string }[], by: string): Promise<void> {
+    const rows = entries.map(({ patient, goldenId, rule }) => {
+      const features = featuresOf(patient);
+      return { link: { patientId: patient.id, goldenId, linkSource: 'MANUAL' as const, score: null, rule, rulesVersion: this.rules.version, features }, blocks: blockingKeys(features, this.rules.blocking.keys) };
+    });
+    await links.loadDecided(ex, rows, by);
+  }
+
   /** `$match`: the golden records a Patient (not stored) would match, best first. */
   async match(ex: SqlExecutor, patient: Patient): Promise<GoldenScore[]> {
     const features = featuresOf(patient);

@@ -97,6 +97,23 @@ export const links = {
     );
   },
 
+  /**
+   * Loads links already decided elsewhere (an existing index brought by a joining facility, a
+   * benchmark's population) in one statement per batch: golden ids, links and blocking keys.
+   * Nothing is matched; the golden Patient resources are not written.
+   */
+  async loadDecided(ex: SqlExecutor, rows: { link: Link; blocks: string[] }[], decidedBy: string): Promise<void> {
+    const doc = JSON.stringify(rows.map((r) => ({ p: r.link.patientId, g: r.link.goldenId, s: r.link.linkSource, sc: r.link.score, r: r.link.rule, v: r.link.rulesVersion, f: r.link.features, b: r.blocks })));
+    await ex.query(
+      `WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(p text, g text, s text, sc real, r text, v text, f jsonb, b text[])),
+       g AS (INSERT INTO mpi_golden (id) SELECT DISTINCT g FROM x ON CONFLICT DO NOTHING),
+       bl AS (INSERT INTO mpi_block (key, patient_id) SELECT k, x.p FROM x, unnest(x.b) AS k ON CONFLICT DO NOTHING),
+       h AS (INSERT INTO mpi_link_history (patient_id, golden_id, link_source, score, rule, decided_by) SELECT p, g, s, sc, r, $2 FROM x)
+       INSERT INTO mpi_link (patient_id, golden_id, link_source, score, rule, rules_version, features) SELECT p, g, s, sc, r, v, f FROM x`,
+      [doc, decidedBy],
+    );
+  },
+
   async remove(ex: SqlExecutor, patientId: string, decidedBy: string): Promise<void> {
     await ex.query(
       `WITH b AS (DELETE FROM mpi_block WHERE patient_id = $1),
