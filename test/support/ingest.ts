@@ -8,6 +8,7 @@ import { messageLog, type StoredMessage } from '../../store/messages';
 import { startIngestWorker } from '../../workers/ingest';
 import { ingestQueue, redisConnection, type IngestJob } from '../../workers/queues';
 import { loadSources, type SourceRegistry } from '../../workers/sources';
+import type { PatientIndex } from '../../mpi';
 import { openIndexedStore } from './mpi';
 import type { Driver, TestStore } from './stores';
 
@@ -19,7 +20,7 @@ let sources: SourceRegistry | undefined;
 export const demoSources = (): SourceRegistry => (sources ??= loadSources(DEMO_SOURCES));
 
 export interface IngestHarness {
-  store: TestStore;
+  store: TestStore & { mpi: PatientIndex };
   queue: Queue<IngestJob>;
   prefix: string;
   ingest: IngestService;
