@@ -1,0 +1,29 @@
+/**
+ * Who is reading or writing, as the store's access rules see it. The gateway derives one from
+ * each request's token (gateway/auth) and binds a repository to it with `repo.withAccess(ctx)`;
+ * every read path of that repository (read, vread, search and its includes, history,
+ * $everything, conditional matches) then leaves out what the context may not see, in SQL, so
+ * that counts and paging agree with what is returned. Writes through it are held to the
+ * facility's own records.
+ *
+ * The rules (issue 5):
+ * - A resource's author is the facility that wrote it (column `resource.author`, from the
+ *   `AUTHOR_TAG_SYSTEM` tag the store stamps from the writing context; ingest stamps the
+ *   source's facility). Golden Patients and AuditEvents have no facility author.
+ * - Consortium-wide sharing by default, except: (a) a person who opted out (an active Consent
+ *   denying sharing, on any of their linked registrations): their records are visible only
+ *   to each record's authoring facility; (b) a resource labelled sensitive in meta.security:
+ *   visible only to its author. `breakGlass` lets a clinician through both; the gateway
+ *   audits it. An open referral (issue 7) will add a treatment relationship the same way.
+ */
+export interface AccessContext {
+  /** Organization id of the facility the client acts for. */
+  facility?: string;
+  /** Break-the-glass reason, from the request; lets the reader past opt-out and sensitivity. */
+  breakGlass?: string;
+  /** The consortium office and the gateway's own workers: no read filter, any author. */
+  unrestricted?: boolean;
+}
+
+/** meta.tag system whose code names a resource's authoring facility (an Organization id). */
+export const AUTHOR_TAG_SYSTEM = 'http://consortium.example/fhir/CodeSystem/author-facility';
