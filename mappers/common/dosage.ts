@@ -2,7 +2,7 @@
  * How Chinese prescriptions write frequency and route (Latin abbreviations, Chinese words),
  * as FHIR Timing and v2 table 0162 routes. One table for every source format.
  */
-import type { CodeableConcept, TimingRepeat } from '@medplum/fhirtypes';
+import type { CodeableConcept, Coding, TimingRepeat } from '@medplum/fhirtypes';
 import { V2_0162 } from './systems';
 
 type Repeat = Pick<TimingRepeat, 'frequency' | 'period' | 'periodUnit' | 'when' | 'count'>;
@@ -70,14 +70,15 @@ const ROUTE_ALIASES: Readonly<Record<string, string>> = {
   贴敷: 'TD', 直肠给药: 'PR', 塞肛: 'PR', 滴眼: 'OP', 滴耳: 'OT', 阴道给药: 'VG',
 };
 
-/** The table 0162 code of a route as written (code or words), or undefined. */
-export function routeCode(written: string): string | undefined {
+/** The table 0162 coding of a route as written (code or words), or undefined. */
+export function routeCoding(written: string): Coding | undefined {
   const upper = written.trim().toUpperCase();
-  return ROUTE_DISPLAY[upper] ? upper : ROUTE_ALIASES[upper];
+  const code = ROUTE_DISPLAY[upper] ? upper : ROUTE_ALIASES[upper];
+  return code ? { system: V2_0162, code, display: ROUTE_DISPLAY[code] } : undefined;
 }
 
 /** A route as written: the sender's words always, the table 0162 coding when they are known. */
 export function route(written: string): CodeableConcept {
-  const code = routeCode(written);
-  return { ...(code && { coding: [{ system: V2_0162, code, display: ROUTE_DISPLAY[code] }] }), text: written.trim() };
+  const coding = routeCoding(written);
+  return { ...(coding && { coding: [coding] }), text: written.trim() };
 }

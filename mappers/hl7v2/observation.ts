@@ -6,7 +6,7 @@ import { parseNumber, type Er7Segment } from './er7';
 import type { PatientRef } from './patient';
 import type { ResultBuilder } from '../common/result';
 import { observationCategory, type Section } from './sections';
-import { V3_INTERPRETATION } from '../common/systems';
+import { interpretation, referenceRange } from '../common/lab-values';
 import { quantity, unitOf, type UnitField } from './units';
 
 /** OBX-11 observation result status (HL7 table 0085). */
@@ -25,40 +25,6 @@ const OBX_STATUS: Readonly<Record<string, Observation['status']>> = {
   W: 'entered-in-error',
 };
 
-/** OBX-8 abnormal flags (HL7 table 0078, the same codes in v3 ObservationInterpretation). */
-const INTERPRETATION: Readonly<Record<string, string>> = {
-  L: 'Low',
-  H: 'High',
-  LL: 'Critical low',
-  HH: 'Critical high',
-  LU: 'Significantly low',
-  HU: 'Significantly high',
-  '<': 'Off scale low',
-  '>': 'Off scale high',
-  N: 'Normal',
-  A: 'Abnormal',
-  AA: 'Critical abnormal',
-  POS: 'Positive',
-  NEG: 'Negative',
-  IND: 'Indeterminate',
-  DET: 'Detected',
-  ND: 'Not detected',
-  S: 'Susceptible',
-  R: 'Resistant',
-  I: 'Intermediate',
-  U: 'Significant change up',
-  D: 'Significant change down',
-  B: 'Better',
-  W: 'Worse',
-};
-/** Flags Chinese LIS print instead. */
-const FLAG_ALIASES: Readonly<Record<string, string>> = { '↑': 'H', '↓': 'L', '↑↑': 'HH', '↓↓': 'LL', 高: 'H', 低: 'L', 阳性: 'POS', 阴性: 'NEG', 正常: 'N' };
-
-const DECIMAL = '[+-]?(?:\\d+(?:\\.\\d*)?|\\.\\d+)';
-/** 3.5-9.5, 3.5~9.5, 3.5--9.5, 3.5—9.5, 3.5至9.5 */
-const RANGE = new RegExp(`^(${DECIMAL})\\s*(?:--|-|~|～|—|–|至)\\s*(${DECIMAL})$`);
-/** <5.2, <=5.2, ≤5.2, >40 */
-const BOUND = new RegExp(`^(<=|>=|<|>|≤|≥)\\s*(${DECIMAL})$`);
 /** A comparator in front of an NM value: strictly an SN, but LIS send it. */
 const COMPARED = /^(<=|>=|<|>)\s*(.+)$/;
 const COMPARATORS: Readonly<Record<string, Quantity['comparator']>> = { '<': '<', '>': '>', '<=': '<=', '>=': '>=', '≤': '<=', '≥': '>=' };
@@ -191,17 +157,12 @@ function structuredNumeric(obx: Er7Segment, unit: UnitField, unknownUnit: (u: st
   return { valueQuantity: { ...q, comparator: c } };
 }
 
-/** OBX-7 as low/high in the value's unit, or as text when it is not numeric (阴性, 1:40 以下 ...). */
+/** OBX-7 as low/high in the value's unit, and as the text itself (阴性, 1:40 以下, what `<` excludes). */
 function range(obx: Er7Segment, unit: UnitField): ObservationReferenceRange | undefined {
   const raw = obx.text(7);
   if (raw === undefined) return undefined;
   // A reference range's unit is the value's; its unknown unit was warned about once already.
-  const q = (v: string): Quantity => quantity(Number(v), unit, () => undefined);
-  const r = RANGE.exec(raw);
-  if (r) return { low: q(r[1]), high: q(r[2]) };
-  const b = BOUND.exec(raw);
-  if (b) return COMPARATORS[b[1]]!.startsWith('<') ? { high: q(b[2]) } : { low: q(b[2]) };
-  return { text: raw };
+  return referenceRange(raw, (v) => quantity(v, unit, () => undefined));
 }
 
 function flags(obx: Er7Segment, out: ResultBuilder): CodeableConcept[] {
@@ -209,9 +170,8 @@ function flags(obx: Er7Segment, out: ResultBuilder): CodeableConcept[] {
   for (const rep of obx.reps(8)) {
     const raw = rep.get(1);
     if (raw === undefined) continue;
-    const code = FLAG_ALIASES[raw] ?? raw.toUpperCase();
-    const display = INTERPRETATION[code];
-    if (display) list.push({ coding: [{ system: V3_INTERPRETATION, code, display }] });
+    const flag = interpretation(raw);
+    if (flag) list.push(flag);
     else out.warn(rep.label, `abnormal flag '${raw}' is not an HL7 table 0078 code; left out`);
   }
   return list;

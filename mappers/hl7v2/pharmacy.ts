@@ -9,33 +9,9 @@ import { noteText, orderGroups } from './groups';
 import { orderStatus, type OrderSubject } from './orders';
 import { patientOf } from './patient';
 import type { ResultBuilder } from '../common/result';
-import { V2_0162 } from '../common/systems';
+import { routeCoding } from '../common/dosage';
 import { dosageTiming, type TimingParts } from './timing';
 import { quantity, unitOf } from './units';
-
-/** HL7 table 0162 routes used in prescriptions. */
-const ROUTE_DISPLAY: Readonly<Record<string, string>> = {
-  PO: 'Oral',
-  IV: 'Intravenous',
-  IM: 'Intramuscular',
-  SC: 'Subcutaneous',
-  ID: 'Intradermal',
-  SL: 'Sublingual',
-  IH: 'Inhalation',
-  NS: 'Nasal',
-  TP: 'Topical',
-  TD: 'Transdermal',
-  PR: 'Rectal',
-  OP: 'Ophthalmic',
-  OT: 'Otic',
-  VG: 'Vaginal',
-};
-/** What Chinese prescriptions write for them: the words, and the Latin abbreviations (ivgtt, H ...). */
-const ROUTE_ALIASES: Readonly<Record<string, string>> = {
-  口服: 'PO', ORAL: 'PO', 静脉滴注: 'IV', 静滴: 'IV', IVGTT: 'IV', 静脉注射: 'IV', 静推: 'IV', 肌肉注射: 'IM', 肌注: 'IM',
-  皮下注射: 'SC', H: 'SC', 皮内注射: 'ID', 舌下含服: 'SL', 吸入: 'IH', 雾化吸入: 'IH', INH: 'IH', 滴鼻: 'NS', 外用: 'TP',
-  贴敷: 'TD', 直肠给药: 'PR', 塞肛: 'PR', 滴眼: 'OP', 滴耳: 'OT', 阴道给药: 'VG',
-};
 
 export function mapPharmacy(msg: Er7Message, out: ResultBuilder): void {
   const patient = patientOf(msg, out, true, 'a prescription is for a patient');
@@ -155,14 +131,8 @@ function routeOf(f: Er7Field): CodeableConcept | undefined {
   const code = f.get(1);
   const text = f.get(2);
   if (code === undefined && text === undefined) return undefined;
-  const v2 = routeCode(code) ?? routeCode(text);
-  return { ...(v2 && { coding: [{ system: V2_0162, code: v2, display: ROUTE_DISPLAY[v2] }] }), text: text ?? code };
-}
-
-function routeCode(v: string | undefined): string | undefined {
-  if (v === undefined) return undefined;
-  const upper = v.toUpperCase();
-  return ROUTE_DISPLAY[upper] ? upper : ROUTE_ALIASES[upper];
+  const coding = (code && routeCoding(code)) || (text && routeCoding(text));
+  return { ...(coding && { coding: [coding] }), text: text ?? code };
 }
 
 /** RXE-10/11 dispense amount and units, RXE-12 number of refills. */

@@ -1,34 +1,10 @@
 /** Administration frequency and duration (TQ1, or the older TQ in RXE-1) as a FHIR Timing. */
 import type { Duration, Timing, TimingRepeat } from '@medplum/fhirtypes';
+import { frequency } from '../common/dosage';
 import type { ResultBuilder } from '../common/result';
 import { UCUM } from '../common/systems';
 import { unitCode } from './units';
 
-type Repeat = Pick<TimingRepeat, 'frequency' | 'period' | 'periodUnit' | 'when' | 'count'>;
-
-/** Frequency codes of Chinese prescriptions (Latin abbreviations, as HIS print them). */
-const FREQUENCY: Readonly<Record<string, Repeat>> = {
-  QD: { frequency: 1, period: 1, periodUnit: 'd' },
-  BID: { frequency: 2, period: 1, periodUnit: 'd' },
-  TID: { frequency: 3, period: 1, periodUnit: 'd' },
-  QID: { frequency: 4, period: 1, periodUnit: 'd' },
-  QOD: { frequency: 1, period: 2, periodUnit: 'd' },
-  QW: { frequency: 1, period: 1, periodUnit: 'wk' },
-  BIW: { frequency: 2, period: 1, periodUnit: 'wk' },
-  TIW: { frequency: 3, period: 1, periodUnit: 'wk' },
-  QM: { frequency: 1, period: 1, periodUnit: 'd', when: ['MORN'] },
-  QAM: { frequency: 1, period: 1, periodUnit: 'd', when: ['MORN'] },
-  QPM: { frequency: 1, period: 1, periodUnit: 'd', when: ['EVE'] },
-  // 每晚一次: in Chinese practice at bedtime.
-  QN: { frequency: 1, period: 1, periodUnit: 'd', when: ['HS'] },
-  HS: { frequency: 1, period: 1, periodUnit: 'd', when: ['HS'] },
-  ST: { count: 1 },
-  STAT: { count: 1 },
-  ONCE: { count: 1 },
-};
-/** Q4H, Q30MIN, Q2D, Q1W ... */
-const EVERY = /^Q(\d+)(MIN|H|D|W)$/;
-const EVERY_UNIT: Readonly<Record<string, TimingRepeat['periodUnit']>> = { MIN: 'min', H: 'h', D: 'd', W: 'wk' };
 /** TQ.3 duration: S/M/H/D/W/L (seconds ... months) or X (times) and a count. */
 const TQ_DURATION = /^([SMHDWLX])(\d+)$/;
 const TQ_UNIT: Readonly<Record<string, string>> = { S: 's', M: 'min', H: 'h', D: 'd', W: 'wk', L: 'mo' };
@@ -52,15 +28,10 @@ export interface DosageTiming {
 
 /** The Timing of a prescription line; unknown codes are kept as text and warned about. */
 export function dosageTiming(p: TimingParts, out: ResultBuilder): DosageTiming {
-  const code = p.frequency?.code.toUpperCase();
-  const asNeeded = code === 'PRN';
-  let repeat: TimingRepeat = {};
-  if (code !== undefined && !asNeeded) {
-    const every = EVERY.exec(code);
-    const known = FREQUENCY[code] ?? (every ? { frequency: 1, period: Number(every[1]), periodUnit: EVERY_UNIT[every[2]] } : undefined);
-    if (known) repeat = { ...known, ...(known.when && { when: [...known.when] }) };
-    else out.warn(p.frequency!.where, `frequency '${p.frequency!.code}' is not one this gateway knows; kept as text`);
-  }
+  const known = p.frequency && frequency(p.frequency.code);
+  if (p.frequency && !known) out.warn(p.frequency.where, `frequency '${p.frequency.code}' is not one this gateway knows; kept as text`);
+  const asNeeded = known?.asNeeded ?? false;
+  const repeat: TimingRepeat = known?.repeat ?? {};
   const bounds = boundsOf(p, out);
   if (bounds.count !== undefined) repeat.count = bounds.count;
   if (bounds.duration) repeat.boundsDuration = bounds.duration;

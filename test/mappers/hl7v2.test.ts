@@ -347,7 +347,7 @@ describe('ADT', () => {
 });
 
 describe('ORU^R01 lab results', () => {
-  const WBC_RANGE = { low: { value: 3.5, unit: '10^9/L', system: UCUM, code: '10*9/L' }, high: { value: 9.5, unit: '10^9/L', system: UCUM, code: '10*9/L' } };
+  const WBC_RANGE = { low: { value: 3.5, unit: '10^9/L', system: UCUM, code: '10*9/L' }, high: { value: 9.5, unit: '10^9/L', system: UCUM, code: '10*9/L' }, text: '3.5-9.5' };
 
   it('decodes the GB18030 CBC to the same text as its UTF-8 twin, and maps both alike', () => {
     const bytes = readFileSync(join(DIR, 'oru-r01-cbc-gb18030.hl7'));
@@ -457,10 +457,10 @@ describe('ORU^R01 lab results', () => {
     expect(byCode.get('CREA')!.valueQuantity).toEqual({ value: 68, unit: 'μmol/L', system: UCUM, code: 'umol/L' });
     const k = byCode.get('K')!;
     expect([k.status, k.note, k.interpretation![0].coding![0].code]).toEqual(['corrected', [{ text: '复查后更正：原报告 2.3 mmol/L 系录入错误' }], 'L']);
-    expect(byCode.get('TC')!.referenceRange).toEqual([{ high: { value: 5.2, unit: 'mmol/L', system: UCUM, code: 'mmol/L' } }]);
+    expect(byCode.get('TC')!.referenceRange).toEqual([{ high: { value: 5.2, unit: 'mmol/L', system: UCUM, code: 'mmol/L' }, text: '<5.2' }]);
     const egfr = byCode.get('EGFR')!;
     expect(egfr.valueQuantity).toEqual({ value: 90, comparator: '>', unit: 'mL/min/1.73m2', system: UCUM, code: 'mL/min/{1.73_m2}' });
-    expect(egfr.referenceRange).toEqual([{ low: { value: 90, unit: 'mL/min/1.73m2', system: UCUM, code: 'mL/min/{1.73_m2}' } }]);
+    expect(egfr.referenceRange).toEqual([{ low: { value: 90, unit: 'mL/min/1.73m2', system: UCUM, code: 'mL/min/{1.73_m2}' }, text: '>90' }]);
     expect(egfr.interpretation).toBeUndefined();
     const hbsag = byCode.get('HBSAG')!;
     expect(hbsag.valueCodeableConcept).toEqual({ coding: [{ system: 'http://snomed.info/sct', code: '260385009', display: '阴性' }], text: '阴性' });
@@ -601,7 +601,7 @@ describe('ORU^R01 imaging, ECG and pathology reports', () => {
       ['8636-3', 421, 'ms', 'procedure'],
     ]);
     expect(observations[0].valueQuantity!.unit).toBe('次/分');
-    expect(observations[3].referenceRange).toEqual([{ high: { value: 450, unit: 'ms', system: UCUM, code: 'ms' } }]);
+    expect(observations[3].referenceRange).toEqual([{ high: { value: 450, unit: 'ms', system: UCUM, code: 'ms' }, text: '<450' }]);
     const report = one<DiagnosticReport>(r, 'DiagnosticReport');
     expect(report.category).toEqual([{ coding: [{ system: V2_0074, code: 'EC', display: 'Electrocardiac (e.g., EKG, EEC, Holter)' }] }]);
     expect(report.code.coding![0]).toEqual(loinc('11524-6', 'EKG study'));
