@@ -143,6 +143,42 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX mpi_link_history_patient ON mpi_link_history (patient_id, seq)
   `,
+  // Access labels (store/access.ts), per version so that history is filtered by each version's
+  // own labels: the authoring facility, the sensitivity label, and the Patient ids the version
+  // is about (an array, so the read filter is an overlap test rather than a probe of idx_ref
+  // per row; a tombstone keeps its last labels). Opt-outs are the active deny Consents; the
+  // view widens each to the whole person through mpi_link at query time, so a link, unlink or
+  // merge changes who is hidden without rewriting any resource.
+  // Existing rows are labelled from what they hold: the author tag, and every Patient they
+  // reference (a migration binds no parameters, so not the compartment keys: a little stricter).
+  `
+  ALTER TABLE resource ADD COLUMN author text;
+  ALTER TABLE resource ADD COLUMN sensitive boolean NOT NULL DEFAULT false;
+  ALTER TABLE resource ADD COLUMN patients text[] NOT NULL DEFAULT '{}';
+  ALTER TABLE resource_history ADD COLUMN author text;
+  ALTER TABLE resource_history ADD COLUMN sensitive boolean NOT NULL DEFAULT false;
+  ALTER TABLE resource_history ADD COLUMN patients text[] NOT NULL DEFAULT '{}';
+  UPDATE resource r SET
+    author = (SELECT t->>'code' FROM jsonb_array_elements(r.content->'meta'->'tag') t WHERE t->>'system' = 'http://consortium.example/fhir/CodeSystem/author-facility' LIMIT 1),
+    patients = ARRAY(SELECT DISTINCT x.tid FROM idx_ref x WHERE x.rk = r.rk AND x.ttype = 'Patient') || CASE WHEN r.type = 'Patient' THEN ARRAY[r.id] ELSE '{}'::text[] END
+  WHERE NOT r.deleted;
+  CREATE TABLE access_optout (
+    consent_id text PRIMARY KEY,
+    patient_id text NOT NULL
+  );
+  CREATE INDEX access_optout_patient ON access_optout (patient_id);
+  INSERT INTO access_optout (consent_id, patient_id)
+    SELECT r.id, x.tid FROM resource r JOIN idx_ref x ON x.rk = r.rk AND x.p = 'Consent.patient' AND x.ttype = 'Patient'
+    WHERE r.type = 'Consent' AND NOT r.deleted AND r.content->>'status' = 'active' AND r.content->'provision'->>'type' = 'deny'
+      AND r.content->'scope'->'coding' @> '[{"code": "patient-privacy"}]'
+  ON CONFLICT DO NOTHING;
+  CREATE VIEW access_opted_out AS
+    WITH person AS (
+      SELECT COALESCE(l.golden_id, o.patient_id) AS golden_id FROM access_optout o LEFT JOIN mpi_link l ON l.patient_id = o.patient_id
+    )
+    SELECT golden_id AS patient_id FROM person
+    UNION SELECT m.patient_id FROM person p JOIN mpi_link m ON m.golden_id = p.golden_id
+  `,
 ];
 
 const LOCK_KEY = 727_001; // any constant shared by every process of this gateway

@@ -1,3 +1,4 @@
+import { visibleSql, type ReadRule } from '../access-filter';
 import type { Filter, Prefix, SearchQuery, SortKey } from './query';
 
 /** Collects bind parameters; every value from a request reaches SQL only through here. */
@@ -198,9 +199,9 @@ export function sortExpression(key: SortKey, r: string, ps: Params): { sql: stri
   }
 }
 
-/** WHERE clause for the resources a search matches (without paging). */
-export function whereSql(q: SearchQuery, r: string, ps: Params): string {
-  return and([`${r}.type = ${ps.add(q.resourceType)}`, `NOT ${r}.deleted`, ...q.filters.map((f) => filterSql(f, r, ps))]);
+/** WHERE clause for the resources a search matches (without paging), as `rule` may see them. */
+export function whereSql(q: SearchQuery, r: string, ps: Params, rule?: ReadRule): string {
+  return and([`${r}.type = ${ps.add(q.resourceType)}`, `NOT ${r}.deleted`, ...q.filters.map((f) => filterSql(f, r, ps)), rule ? visibleSql(r, ps, rule) : '']);
 }
 
 export function and(parts: string[]): string {
