@@ -18,12 +18,12 @@ export function readRule(ctx: AccessContext | undefined): ReadRule | undefined {
 
 /**
  * Visible = written by the reader, or neither sensitive nor about an opted-out person. The
- * opted-out set is an uncorrelated subquery, so PostgreSQL computes it once per statement (an
- * InitPlan) and each row costs an array overlap; with no opt-out in the store it is empty and
- * the overlap is false at once.
+ * opted-out set (migration 4) is an uncorrelated subquery, so PostgreSQL computes it once per
+ * statement (an InitPlan, only if a row gets that far) and each row costs an array overlap;
+ * with no opt-out in the store the set is empty after one probe of access_optout.
  */
 export function visibleSql(r: string, ps: Params, rule: ReadRule | undefined): string {
   if (!rule) return 'TRUE';
-  const shared = `(NOT ${r}.sensitive AND NOT (${r}.patients && COALESCE((SELECT array_agg(patient_id) FROM access_opted_out), '{}'::text[])))`;
+  const shared = `(NOT ${r}.sensitive AND NOT (${r}.patients && (SELECT access_opted_out_ids())))`;
   return rule.facility === undefined ? shared : `(${r}.author = ${ps.add(rule.facility)} OR ${shared})`;
 }
