@@ -264,7 +264,8 @@ export class Repository {
     if (!this.tx) return this.transaction((repo) => repo.applyWrites(intents));
     const lastUpdated = new Date().toISOString();
     const keyed = intents.filter((i) => i.method !== 'create');
-    const facility = this.writingFacility();
+    // A write with an origin is the store's own (the patient index's golden records and audit), not the client's.
+    const facility = intents.some((i) => i.origin === undefined) ? this.writingFacility() : undefined;
     const existing = new Map<string, Prior>();
     if (keyed.length > 0) {
       const rows = await this.tx.query<Prior & { type: string; id: string }>(
@@ -284,7 +285,8 @@ export class Repository {
       if (planned.has(key)) throw badRequest(`${key} is written more than once in one transaction`);
       if (!ID_PATTERN.test(intent.id)) throw badRequest(`Invalid resource id '${intent.id}'`, [`${intent.type}.id`]);
       const prior = existing.get(key);
-      if (facility !== undefined) checkFacilityWrite(facility, intent, prior && !prior.deleted ? prior : undefined, intent.resource, this.options.access?.mrnSystems ?? {});
+      const heldTo = intent.origin === undefined ? facility : undefined;
+      if (heldTo !== undefined) checkFacilityWrite(heldTo, intent, prior && !prior.deleted ? prior : undefined, intent.resource, this.options.access?.mrnSystems ?? {});
       if (intent.ifMatch !== undefined && (!prior || String(prior.version) !== intent.ifMatch)) {
         throw preconditionFailed(`${key} is at version ${prior?.version ?? 'none'}, not ${intent.ifMatch}`);
       }
@@ -297,7 +299,7 @@ export class Repository {
         outcomes.push({ status: 204, stored: new StoredResource(intent.type, intent.id, String(op.version), lastUpdated, true, null) });
         continue;
       }
-      const resource = facility !== undefined ? stampAuthor(intent.resource!, facility) : intent.resource!;
+      const resource = heldTo !== undefined ? stampAuthor(intent.resource!, heldTo) : intent.resource!;
       if (resource.resourceType !== intent.type) throw badRequest(`Expected a ${intent.type}, got ${resource.resourceType}`, ['resourceType']);
       this.validate(resource, intent.at);
       if (prior && !prior.deleted && prior.content && sameContent(prior.content, resource)) {

@@ -115,6 +115,20 @@ describe.each(DRIVERS)('access rules on %s', (driver) => {
       expect(await status(city.delete('Patient', golden))).toBe(403);
     });
 
+    it('does not hold the patient index’s own writes to the facility that caused them', async () => {
+      // The office's operations run in the caller's transaction; the golden records they rewrite stay the consortium's.
+      await city.transaction((tx) => store.mpi.unlink(tx, 'c-1', 'office-1'));
+      const own = (await store.mpi.person(repo.executor, 'c-1'))!.goldenId;
+      expect(own).not.toBe(golden);
+      expect(await author('Patient', own)).toBeNull();
+      await city.transaction((tx) => store.mpi.link(tx, 'c-1', golden, 'office-1'));
+      expect((await store.mpi.person(repo.executor, 'c-1'))!.goldenId).toBe(golden);
+      expect(await author('Patient', golden)).toBeNull();
+      const audits = await repo.search('AuditEvent', [['entity', 'Patient/c-1']]);
+      expect(audits.matches.length).toBeGreaterThanOrEqual(2);
+      expect(await Promise.all(audits.matches.map((a) => author('AuditEvent', a.id)))).toEqual(audits.matches.map(() => null));
+    });
+
     it('holds inside a transaction Bundle, and the whole transaction rolls back', async () => {
       const bundle: Bundle = transaction([labObservation('o-k-new', 'k-1', '718-7', 10, 'g/dL', '2024-06-01'), labObservation('o-c', 'c-1', '718-7', 1, 'g/dL', '2024-03-01')]);
       const err = (await rejection(() => processBundle(county, bundle))) as FhirError;
@@ -197,7 +211,8 @@ describe.each(DRIVERS)('access rules on %s', (driver) => {
       const ids = [golden, 'c-1', 'k-1'];
       expect(refs((await county.everything(ids, { count: 100 })).entries)).toEqual(['Consent/consent-k', 'Encounter/e-k', 'Observation/o-k', 'Patient/k-1']);
       expect(refs((await centre.everything(ids, { count: 100 })).entries)).toEqual(['Observation/o-a-ref']);
-      expect(refs((await repo.everything(ids, { count: 100 })).entries)).toEqual(
+      // Unbound, everything is there (the index's AuditEvents of the link changes aside).
+      expect(refs((await repo.everything(ids, { count: 100 })).entries).filter((r) => !r.startsWith('AuditEvent/'))).toEqual(
         ['Consent/consent-k', 'Encounter/e-k', 'Observation/o-a-ref', 'Observation/o-c', 'Observation/o-k', `Patient/${golden}`, 'Patient/c-1', 'Patient/k-1'].sort(),
       );
     });
