@@ -1,5 +1,7 @@
 import type { Bundle, Consent, Observation, Patient, Practitioner, Resource } from '@medplum/fhirtypes';
 import { AUTHOR_TAG_SYSTEM } from '../../store/access';
+import { accessLabels, optOutOf, sensitiveCodeSet } from '../../store/access-labels';
+import { extractIndexRows } from '../../store/extract';
 import { processBundle } from '../../store/bundle';
 import { FhirError } from '../../store/errors';
 import type { Repository } from '../../store/repository';
@@ -233,6 +235,15 @@ describe.each(DRIVERS)('access rules on %s', (driver) => {
       expect(await status(centre.read('Observation', 'o-c'))).toBe(404);
     });
 
+    it('follows merges: a person merged into the opted-out one is hidden, and shared again when undone', async () => {
+      const centrePerson = (await store.mpi.person(repo.executor, 'a-1'))!.goldenId;
+      const merge = await repo.transaction((tx) => store.mpi.merge(tx, centrePerson, golden, 'duplicate', 'office-1'));
+      expect(await status(city.read('Observation', 'o-a'))).toBe(404);
+      expect((await centre.read('Observation', 'o-a')).id).toBe('o-a');
+      await repo.transaction((tx) => store.mpi.unmerge(tx, merge!.id, 'office-1'));
+      expect((await city.read('Observation', 'o-a')).id).toBe('o-a');
+    });
+
     it('is lifted by break-the-glass, and the unrestricted context sees everything', async () => {
       const glass = repo.withAccess({ facility: CENTRE, breakGlass: 'unconscious patient in the emergency room' });
       expect((await glass.read('Observation', 'o-k')).id).toBe('o-k');
@@ -278,5 +289,33 @@ describe.each(DRIVERS)('access rules on %s', (driver) => {
       expect(refs((await centre.everything(['a-1'], { count: 100 })).entries)).not.toContain('Practitioner/pr-psy');
       expect(refs((await county.everything(['a-1'], { count: 100 })).entries)).toContain('Practitioner/pr-psy');
     });
+  });
+});
+
+describe('access labels', () => {
+  const labels = (r: Resource & { id: string }, codes = sensitiveCodeSet()) => accessLabels(r, extractIndexRows(r as Resource & { resourceType: string; [k: string]: unknown }), codes);
+
+  it('takes the Patients a resource is about from its compartment references only', () => {
+    const obs = labObservation('o', 'p-1', '718-7', 1, 'g/dL', '2024-01-01', { performer: [{ reference: 'Practitioner/pr-1' }], hasMember: [{ reference: 'Observation/o-2' }] } as Partial<Observation>);
+    expect(labels(obs).patients).toEqual(['p-1']);
+    expect(labels({ resourceType: 'Patient', id: 'p-2' }).patients).toEqual(['p-2']);
+    expect(labels({ resourceType: 'Organization', id: 'org' }).patients).toEqual([]);
+  });
+
+  it('reads sensitivity from the configured codes, the HL7 defaults otherwise', () => {
+    const restricted = { resourceType: 'Organization', id: 'org', meta: { security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }] } } as Resource & { id: string };
+    const normal = { ...restricted, meta: { security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'N' }] } } as Resource & { id: string };
+    expect(labels(restricted).sensitive).toBe(true);
+    expect(labels(normal).sensitive).toBe(false);
+    const onlyN = sensitiveCodeSet({ sensitiveCodes: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'N' }] });
+    expect(labels(restricted, onlyN).sensitive).toBe(false);
+    expect(labels(normal, onlyN).sensitive).toBe(true);
+  });
+
+  it('counts only an active patient-privacy deny Consent as an opt-out', () => {
+    expect(optOutOf(optOut('c', 'p-1'))).toBe('p-1');
+    expect(optOutOf(optOut('c', 'p-1', 'inactive'))).toBeNull();
+    expect(optOutOf({ ...optOut('c', 'p-1'), provision: { type: 'permit' } })).toBeNull();
+    expect(optOutOf({ ...optOut('c', 'p-1'), scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'research' }] } })).toBeNull();
   });
 });
