@@ -286,6 +286,9 @@ describe.each(DRIVERS)('access rules on %s', (driver) => {
       const inc = await centre.search('Observation', [['_id', 'o-a-pr'], ['_include', 'Observation:performer']]);
       expect(inc.included).toEqual([]);
       expect(refs((await county.search('Observation', [['_id', 'o-a-pr'], ['_include', 'Observation:performer']])).included)).toEqual(['Practitioner/pr-psy']);
+      // Nor can a chain probe it through a visible resource.
+      expect((await centre.search('Observation', [['performer:Practitioner.name', '周']])).matches).toEqual([]);
+      expect(refs((await county.search('Observation', [['performer:Practitioner.name', '周']])).matches)).toEqual(['Observation/o-a-pr']);
       expect(refs((await centre.everything(['a-1'], { count: 100 })).entries)).not.toContain('Practitioner/pr-psy');
       expect(refs((await county.everything(['a-1'], { count: 100 })).entries)).toContain('Practitioner/pr-psy');
     });
