@@ -1,3 +1,5 @@
+import { AUTHOR_TAG_SYSTEM } from '../access';
+import { DEFAULT_SENSITIVE_CODES } from '../access-labels';
 import type { Database } from './database';
 
 /**
@@ -151,8 +153,9 @@ const MIGRATIONS: string[] = [
   // merge changes who is hidden without rewriting any resource. Reads call the function, not the
   // view: PL/pgSQL keeps its plan per session, so a statement plans one call instead of the
   // view's joins (bench/access measured the view at three times the function's overhead).
-  // Existing rows are labelled from what they hold: the author tag, and every Patient they
-  // reference (a migration binds no parameters, so not the compartment keys: a little stricter).
+  // Existing versions are labelled from their own content: the author tag, the default
+  // sensitivity codes (store/access-labels.ts), and every Patient they reference (a migration
+  // binds no parameters, so not only the compartment's references: a little stricter).
   `
   ALTER TABLE resource ADD COLUMN author text;
   ALTER TABLE resource ADD COLUMN sensitive boolean NOT NULL DEFAULT false;
@@ -160,10 +163,7 @@ const MIGRATIONS: string[] = [
   ALTER TABLE resource_history ADD COLUMN author text;
   ALTER TABLE resource_history ADD COLUMN sensitive boolean NOT NULL DEFAULT false;
   ALTER TABLE resource_history ADD COLUMN patients text[] NOT NULL DEFAULT '{}';
-  UPDATE resource r SET
-    author = (SELECT t->>'code' FROM jsonb_array_elements(r.content->'meta'->'tag') t WHERE t->>'system' = 'http://consortium.example/fhir/CodeSystem/author-facility' LIMIT 1),
-    patients = ARRAY(SELECT DISTINCT x.tid FROM idx_ref x WHERE x.rk = r.rk AND x.ttype = 'Patient') || CASE WHEN r.type = 'Patient' THEN ARRAY[r.id] ELSE '{}'::text[] END
-  WHERE NOT r.deleted;
+  ${['resource', 'resource_history'].map((table) => labelFromContent(table)).join(';\n')};
   CREATE TABLE access_optout (
     consent_id text PRIMARY KEY,
     patient_id text NOT NULL
@@ -190,6 +190,17 @@ const MIGRATIONS: string[] = [
   $$
   `,
 ];
+
+/** Migration 4's labelling of the versions stored before it (a fixed text: names no value from a request). */
+function labelFromContent(table: string): string {
+  const sensitive = DEFAULT_SENSITIVE_CODES.map((c) => `'${c.system}|${c.code}'`).join(', ');
+  return `UPDATE ${table} r SET
+    author = (SELECT t->>'code' FROM jsonb_array_elements(r.content->'meta'->'tag') t WHERE t->>'system' = '${AUTHOR_TAG_SYSTEM}' LIMIT 1),
+    sensitive = EXISTS (SELECT 1 FROM jsonb_array_elements(r.content->'meta'->'security') s WHERE concat(s->>'system', '|', s->>'code') IN (${sensitive})),
+    patients = ARRAY(SELECT DISTINCT substr(v #>> '{}', 9) FROM jsonb_path_query(r.content, 'lax $.**.reference') v WHERE v #>> '{}' LIKE 'Patient/%')
+      || CASE WHEN r.type = 'Patient' THEN ARRAY[r.id] ELSE '{}'::text[] END
+  WHERE NOT r.deleted`;
+}
 
 const LOCK_KEY = 727_001; // any constant shared by every process of this gateway
 

@@ -3,13 +3,14 @@ import { AUTHOR_TAG_SYSTEM } from '../../store/access';
 import { accessLabels, optOutOf, sensitiveCodeSet } from '../../store/access-labels';
 import { extractIndexRows } from '../../store/extract';
 import { processBundle } from '../../store/bundle';
+import { migrate } from '../../store/db/migrations';
 import { FhirError } from '../../store/errors';
 import type { Repository } from '../../store/repository';
 import type { PatientIndex } from '../../mpi';
 import { labObservation, transaction } from '../support/fixtures';
 import { openIndexedStore } from '../support/mpi';
 import { facilityPatient, idNumber, mrnSystem } from '../support/people';
-import { DRIVERS, type TestStore } from '../support/stores';
+import { DRIVERS, openTestStore, type TestStore } from '../support/stores';
 import { rejection } from '../support/thrown';
 
 const CITY = 'city-hospital';
@@ -320,5 +321,39 @@ describe('access labels', () => {
     expect(optOutOf(optOut('c', 'p-1', 'inactive'))).toBeNull();
     expect(optOutOf({ ...optOut('c', 'p-1'), provision: { type: 'permit' } })).toBeNull();
     expect(optOutOf({ ...optOut('c', 'p-1'), scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'research' }] } })).toBeNull();
+  });
+});
+
+describe.each(DRIVERS)('migration 4 on %s', (driver) => {
+  it('labels the versions stored before it as the writer would have, and finds the opt-outs', async () => {
+    const store = await openTestStore(driver);
+    try {
+      const tag = { meta: { tag: [{ system: AUTHOR_TAG_SYSTEM, code: CITY }] } };
+      await store.repo.update({ ...facilityPatient('m-1', { name: '吴芳' }, CITY), ...tag });
+      await store.repo.update(labObservation('m-o', 'm-1', '718-7', 12, 'g/dL', '2024-01-01', tag));
+      await store.repo.update(labObservation('m-o', 'm-1', '718-7', 12, 'g/dL', '2024-01-01', { meta: { ...tag.meta, security: [HIV] } }));
+      await store.repo.update(optOut('m-consent', 'm-1'));
+      const labels = (): Promise<unknown[]> =>
+        store.db.query(
+          `SELECT type, id, version, author, sensitive, array_to_string(ARRAY(SELECT unnest(patients) ORDER BY 1), ',') AS patients FROM resource
+           UNION ALL SELECT type, id, version, author, sensitive, array_to_string(ARRAY(SELECT unnest(patients) ORDER BY 1), ',') FROM resource_history ORDER BY 1, 2, 3`,
+        );
+      const written = await labels();
+      expect(written).toContainEqual({ type: 'Observation', id: 'm-o', version: 2, author: CITY, sensitive: true, patients: 'm-1' });
+      expect(written).toContainEqual({ type: 'Observation', id: 'm-o', version: 1, author: CITY, sensitive: false, patients: 'm-1' });
+
+      // Back to the schema before migration 4, then forward again.
+      await store.db.query('DROP FUNCTION access_opted_out_ids()');
+      await store.db.query('DROP VIEW access_opted_out');
+      await store.db.query('DROP TABLE access_optout');
+      for (const table of ['resource', 'resource_history']) await store.db.query(`ALTER TABLE ${table} DROP COLUMN author, DROP COLUMN sensitive, DROP COLUMN patients`);
+      await store.db.query('DELETE FROM schema_migrations WHERE version = 4');
+      await migrate(store.db);
+
+      expect(await labels()).toEqual(written);
+      expect(await store.db.query('SELECT consent_id, patient_id FROM access_optout')).toEqual([{ consent_id: 'm-consent', patient_id: 'm-1' }]);
+    } finally {
+      await store.close();
+    }
   });
 });
