@@ -37,24 +37,35 @@ async function admin(sql: string): Promise<void> {
   await c.end();
 }
 
+const pct = (base: number, x: number): string => `${(((x - base) / base) * 100).toFixed(1)}%`;
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 type Search = [string, [string, string][]];
 
-async function time(repo: Repository, searches: Search[], samples: number): Promise<{ p50: number; p95: number; matches: number }> {
-  const times: number[] = [];
-  let matches = 0;
+interface Timing {
+  p50: number;
+  p95: number;
+  entries: number;
+}
+
+/** The same searches through each repository in turn, sample by sample, so both see the same load and cache. */
+async function time(repos: Repository[], searches: Search[], samples: number): Promise<Timing[]> {
+  const times: number[][] = repos.map(() => []);
+  const entries = repos.map(() => 0);
   for (let i = 0; i < samples + 30; i++) {
     const [type, params] = searches[i % searches.length];
-    const t = performance.now();
-    const result = await repo.search(type, params);
-    if (i >= 30) {
-      times.push(performance.now() - t);
-      matches += result.matches.length + result.included.length;
+    for (const [k, repo] of repos.entries()) {
+      const t = performance.now();
+      const result = await repo.search(type, params);
+      if (i < 30) continue;
+      times[k].push(performance.now() - t);
+      entries[k] += result.matches.length + result.included.length;
     }
   }
-  times.sort((a, b) => a - b);
-  return { p50: percentile(times, 50), p95: percentile(times, 95), matches: matches / samples };
+  return times.map((ts, k) => {
+    ts.sort((a, b) => a - b);
+    return { p50: percentile(ts, 50), p95: percentile(ts, 95), entries: entries[k] / samples };
+  });
 }
 
 async function main(): Promise<void> {
@@ -81,27 +92,28 @@ async function main(): Promise<void> {
     const bound = store.repo.withAccess({ facility });
     console.log(`bench/access: ${gen.resources} resources, ${patients.length} patients, ${samples} searches each, reader ${facility}`);
     console.log('                                        p50 ms   p95 ms   entries(avg)');
-    const print = (name: string, r: { p50: number; p95: number; matches: number }): void =>
-      console.log(`${name.padEnd(38)} ${r.p50.toFixed(2).padStart(7)}  ${r.p95.toFixed(2).padStart(7)}   ${r.matches.toFixed(1)}`);
-    // Alternating rounds, so neither side gets a warmer cache.
-    for (let round = 1; round <= 3; round++) {
-      print(`unbound (round ${round})`, await time(store.repo, searches, samples));
-      print(`facility, no opt-outs (round ${round})`, await time(bound, searches, samples));
-    }
+    const print = (name: string, r: Timing): void => console.log(`${name.padEnd(38)} ${r.p50.toFixed(2).padStart(7)}  ${r.p95.toFixed(2).padStart(7)}   ${r.entries.toFixed(1)}`);
+    const compare = async (label: string): Promise<void> => {
+      const [unbound, filtered] = await time([store.repo, bound], searches, samples);
+      print('unbound', unbound);
+      print(`facility, ${label}`, filtered);
+      console.log(`${'rise'.padEnd(38)} ${pct(unbound.p50, filtered.p50).padStart(7)}  ${pct(unbound.p95, filtered.p95).padStart(7)}`);
+    };
+    await compare('no opt-outs');
     const optedOut = patients.filter((_, i) => i % Math.round(1 / Number(args['opt-out'])) === 0);
     await store.db.query(`INSERT INTO access_optout (consent_id, patient_id) SELECT 'bench-' || p, p FROM unnest($1::text[]) AS p`, [optedOut]);
     await store.db.query('ANALYZE access_optout');
-    print(`facility, ${optedOut.length} opted out`, await time(bound, searches, samples));
-    print('unbound, same store', await time(store.repo, searches, samples));
+    await compare(`${optedOut.length} opted out`);
 
+    const other = patients.find((p) => !p.startsWith(`${facility}-`))!;
     const ps = new Params();
     const plan = await store.db.query<{ 'QUERY PLAN': string }>(
       `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT r.id FROM resource r WHERE r.type = 'Observation' AND NOT r.deleted
-         AND EXISTS (SELECT 1 FROM idx_ref x WHERE x.rk = r.rk AND x.p = 'Observation.patient' AND x.tid = ${ps.add(patients[1])})
+         AND EXISTS (SELECT 1 FROM idx_ref x WHERE x.rk = r.rk AND x.p = 'Observation.patient' AND x.tid = ${ps.add(other)})
          AND ${visibleSql('r', ps, { facility })}`,
       ps.values,
     );
-    console.log(`\nplan of Observation?patient=${patients[1]} for ${facility}, with the opt-outs:`);
+    console.log(`\nplan of Observation?patient=${other} for ${facility}, with the opt-outs:`);
     for (const row of plan) console.log(`  ${row['QUERY PLAN']}`);
   } finally {
     await store.close();
