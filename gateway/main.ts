@@ -109,7 +109,7 @@ async function start(state: Running, log: Logger): Promise<void> {
   try {
     state.store = await openStore(
       { databaseUrl: config.databaseUrl, dataDir: config.dataDir, maxConnections: config.pgMaxConnections },
-      { validate },
+      { validate, access: { mrnSystems: sources.mrnSystems } },
     );
   } catch (err) {
     const where = config.databaseUrl ? `PostgreSQL at ${redactUrl(config.databaseUrl)} (DATABASE_URL)` : `PGlite in ${join(config.dataDir, 'pglite')}`;

@@ -38,3 +38,4 @@ export const preconditionFailed = (msg: string): FhirError => new FhirError(412,
 export const unprocessable = (msg: string, expression?: string[]): FhirError =>
   new FhirError(422, 'business-rule', msg, expression);
 export const notSupported = (msg: string): FhirError => new FhirError(400, 'not-supported', msg);
+export const forbidden = (msg: string, expression?: string[]): FhirError => new FhirError(403, 'forbidden', msg, expression);

@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Resource } from '@medplum/fhirtypes';
+import type { AccessContext } from './access';
+import { readRule, visibleSql, type ReadRule } from './access-filter';
+import { accessLabels, optOutOf, sensitiveCodeSet, stampAuthor, type AccessLabels, type AccessOptions } from './access-labels';
+import { checkFacilityWrite } from './access-writes';
 import { inTransaction, type Database, type SqlExecutor } from './db/database';
-import { badRequest, FhirError, gone, notFound, preconditionFailed } from './errors';
+import { badRequest, FhirError, forbidden, gone, notFound, preconditionFailed } from './errors';
 import { extractIndexRows } from './extract';
 import { patientCompartmentKeys } from './compartment';
 import { parseSearch, type ParseOptions } from './search/parse';
@@ -33,6 +37,8 @@ export interface StoreOptions {
   validate?: Validator;
   /** Filled by `observeWrites`; shared by every transaction-bound copy of the repository. */
   observers?: WriteObserver[];
+  /** Configuration of the access rules; see store/access.ts. */
+  access?: AccessOptions;
 }
 
 export const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -80,11 +86,32 @@ export interface EverythingOptions {
  * transaction (see `transaction`), so bundle processing composes the same methods.
  */
 export class Repository {
+  private readonly sensitiveCodes: Set<string>;
+
   constructor(
     private readonly db: Database,
     private readonly options: StoreOptions = {},
     private readonly tx?: SqlExecutor,
-  ) {}
+    private readonly access?: AccessContext,
+  ) {
+    this.sensitiveCodes = sensitiveCodeSet(options.access);
+  }
+
+  /** This repository as seen by one reader/writer (store/access.ts); transactions from it keep the context. */
+  withAccess(ctx: AccessContext): Repository {
+    return new Repository(this.db, this.options, this.tx, ctx);
+  }
+
+  private get rule(): ReadRule | undefined {
+    return readRule(this.access);
+  }
+
+  /** The facility writes are held to, or undefined when they are not held (no context, or unrestricted). */
+  private writingFacility(): string | undefined {
+    if (!this.access || this.access.unrestricted) return undefined;
+    if (!this.access.facility) throw forbidden('Writing needs a facility to write for');
+    return this.access.facility;
+  }
 
   /** Registers a WriteObserver for every later write through this store. */
   observeWrites(observer: WriteObserver): void {
@@ -102,7 +129,7 @@ export class Repository {
   /** Runs `fn` with a repository bound to one transaction (or this one, if already inside). */
   transaction<T>(fn: (repo: Repository) => Promise<T>): Promise<T> {
     if (this.tx) return fn(this);
-    return inTransaction(this.db, (tx) => fn(new Repository(this.db, this.options, tx)));
+    return inTransaction(this.db, (tx) => fn(new Repository(this.db, this.options, tx, this.access)));
   }
 
   /**
@@ -131,15 +158,21 @@ export class Repository {
   async existing(references: string[]): Promise<Set<string>> {
     if (references.length === 0) return new Set();
     const pairs = references.map((r) => r.split('/', 2));
+    const ps = new Params();
     const rows = await this.sql.query<{ type: string; id: string }>(
-      `SELECT r.type, r.id FROM resource r JOIN unnest($1::text[], $2::text[]) AS k(type, id) ON r.type = k.type AND r.id = k.id WHERE NOT r.deleted`,
-      [pairs.map((p) => p[0]), pairs.map((p) => p[1])],
+      `SELECT r.type, r.id FROM resource r JOIN unnest(${ps.add(pairs.map((p) => p[0]))}::text[], ${ps.add(pairs.map((p) => p[1]))}::text[]) AS k(type, id) ON r.type = k.type AND r.id = k.id
+       WHERE NOT r.deleted AND ${visibleSql('r', ps, this.rule)}`,
+      ps.values,
     );
     return new Set(rows.map((r) => `${r.type}/${r.id}`));
   }
 
   async read(type: string, id: string): Promise<StoredResource> {
-    const rows = await this.sql.query<ResourceRow>(`SELECT ${RESOURCE_COLUMNS} FROM resource r WHERE r.type = $1 AND r.id = $2`, [type, id]);
+    const ps = new Params();
+    const rows = await this.sql.query<ResourceRow>(
+      `SELECT ${RESOURCE_COLUMNS} FROM resource r WHERE r.type = ${ps.add(type)} AND r.id = ${ps.add(id)} AND ${visibleSql('r', ps, this.rule)}`,
+      ps.values,
+    );
     if (rows.length === 0) throw notFound(`${type}/${id} not found`);
     const stored = fromRow(rows[0]);
     if (stored.deleted) throw gone(`${type}/${id} was deleted`);
@@ -149,11 +182,13 @@ export class Repository {
   async vread(type: string, id: string, versionId: string): Promise<StoredResource> {
     const version = Number(versionId);
     if (!Number.isInteger(version) || version < 1) throw notFound(`${type}/${id}/_history/${versionId} not found`);
+    const ps = new Params();
+    const cond = `r.type = ${ps.add(type)} AND r.id = ${ps.add(id)} AND r.version = ${ps.add(version)} AND ${visibleSql('r', ps, this.rule)}`;
     const rows = await this.sql.query<ResourceRow>(
-      `SELECT ${RESOURCE_COLUMNS} FROM resource r WHERE r.type = $1 AND r.id = $2 AND r.version = $3
+      `SELECT ${RESOURCE_COLUMNS} FROM resource r WHERE ${cond}
        UNION ALL
-       SELECT ${RESOURCE_COLUMNS} FROM resource_history r WHERE r.type = $1 AND r.id = $2 AND r.version = $3`,
-      [type, id, version],
+       SELECT ${RESOURCE_COLUMNS} FROM resource_history r WHERE ${cond}`,
+      ps.values,
     );
     if (rows.length === 0) throw notFound(`${type}/${id}/_history/${versionId} not found`);
     const stored = fromRow(rows[0]);
@@ -213,11 +248,11 @@ export class Repository {
   async search(type: string, params: [string, string][], opts: ParseOptions = {}, maxCount?: number): Promise<SearchResult & { query: SearchQuery }> {
     const query = parseSearch(type, params, opts);
     if (maxCount !== undefined) query.count = maxCount;
-    return { query, ...(await executeSearch(this.sql, query)) };
+    return { query, ...(await executeSearch(this.sql, query, this.rule)) };
   }
 
   async runSearch(query: SearchQuery): Promise<SearchResult> {
-    return executeSearch(this.sql, query);
+    return executeSearch(this.sql, query, this.rule);
   }
 
   /**
@@ -229,10 +264,12 @@ export class Repository {
     if (!this.tx) return this.transaction((repo) => repo.applyWrites(intents));
     const lastUpdated = new Date().toISOString();
     const keyed = intents.filter((i) => i.method !== 'create');
-    const existing = new Map<string, { rk: number; version: number; deleted: boolean; content: string | null }>();
+    // A write with an origin is the store's own (the patient index's golden records and audit), not the client's.
+    const facility = intents.some((i) => i.origin === undefined) ? this.writingFacility() : undefined;
+    const existing = new Map<string, Prior>();
     if (keyed.length > 0) {
-      const rows = await this.tx.query<{ rk: number; type: string; id: string; version: number; deleted: boolean; content: string | null }>(
-        `SELECT r.rk, r.type, r.id, r.version, r.deleted, r.content::text AS content FROM resource r
+      const rows = await this.tx.query<Prior & { type: string; id: string }>(
+        `SELECT r.rk, r.type, r.id, r.version, r.deleted, r.content::text AS content, r.author, r.sensitive, r.patients FROM resource r
          JOIN unnest($1::text[], $2::text[]) AS k(type, id) ON r.type = k.type AND r.id = k.id
          ORDER BY r.type, r.id FOR UPDATE OF r`,
         [keyed.map((i) => i.type), keyed.map((i) => i.id)],
@@ -248,18 +285,21 @@ export class Repository {
       if (planned.has(key)) throw badRequest(`${key} is written more than once in one transaction`);
       if (!ID_PATTERN.test(intent.id)) throw badRequest(`Invalid resource id '${intent.id}'`, [`${intent.type}.id`]);
       const prior = existing.get(key);
+      const heldTo = intent.origin === undefined ? facility : undefined;
+      if (heldTo !== undefined) checkFacilityWrite(heldTo, intent, prior && !prior.deleted ? prior : undefined, intent.resource, this.options.access?.mrnSystems ?? {});
       if (intent.ifMatch !== undefined && (!prior || String(prior.version) !== intent.ifMatch)) {
         throw preconditionFailed(`${key} is at version ${prior?.version ?? 'none'}, not ${intent.ifMatch}`);
       }
       if (intent.method === 'delete') {
         if (!prior || prior.deleted) continue;
-        const op: WriteOp = { type: intent.type, id: intent.id, rk: prior.rk, version: prior.version + 1, lastUpdated, deleted: true, json: null, index: null };
+        const labels: AccessLabels = { author: prior.author, sensitive: prior.sensitive, patients: prior.patients };
+        const op: WriteOp = { type: intent.type, id: intent.id, rk: prior.rk, version: prior.version + 1, lastUpdated, deleted: true, json: null, index: null, labels, optOut: optOutField(intent.type, null) };
         ops.push(op);
         planned.set(key, op);
         outcomes.push({ status: 204, stored: new StoredResource(intent.type, intent.id, String(op.version), lastUpdated, true, null) });
         continue;
       }
-      const resource = intent.resource!;
+      const resource = heldTo !== undefined ? stampAuthor(intent.resource!, heldTo) : intent.resource!;
       if (resource.resourceType !== intent.type) throw badRequest(`Expected a ${intent.type}, got ${resource.resourceType}`, ['resourceType']);
       this.validate(resource, intent.at);
       if (prior && !prior.deleted && prior.content && sameContent(prior.content, resource)) {
@@ -269,7 +309,9 @@ export class Repository {
       const version = prior ? prior.version + 1 : 1;
       const stamped = { ...resource, id: intent.id, meta: { ...resource.meta, versionId: String(version), lastUpdated } } as Resource;
       const json = JSON.stringify(stamped);
-      const op: WriteOp = { type: intent.type, id: intent.id, rk: prior?.rk, version, lastUpdated, deleted: false, json, index: extractIndexRows(stamped as Resource & { resourceType: string; [k: string]: unknown }) };
+      const index = extractIndexRows(stamped as Resource & { resourceType: string; [k: string]: unknown });
+      const labels = accessLabels(stamped as Resource & { id: string }, index, this.sensitiveCodes);
+      const op: WriteOp = { type: intent.type, id: intent.id, rk: prior?.rk, version, lastUpdated, deleted: false, json, index, labels, optOut: optOutField(intent.type, optOutOf(stamped)) };
       ops.push(op);
       planned.set(key, op);
       outcomes.push({ status: prior && !prior.deleted ? 200 : 201, stored: new StoredResource(intent.type, intent.id, String(version), lastUpdated, false, json) });
@@ -278,7 +320,9 @@ export class Repository {
     if (ops.length > 0 && this.options.observers?.length) {
       const origin = new Map(intents.map((i) => [`${i.type}/${i.id}`, i.origin]));
       const written: Written[] = ops.map((op) => ({ type: op.type, id: op.id, json: op.json ?? undefined, origin: origin.get(`${op.type}/${op.id}`) }));
-      for (const observe of this.options.observers) await observe(this, written);
+      // Observers are the store's own (the patient index): their follow-up writes are not the client's.
+      const internal = this.access ? new Repository(this.db, this.options, this.tx) : this;
+      for (const observe of this.options.observers) await observe(internal, written);
     }
     return outcomes;
   }
@@ -299,6 +343,7 @@ export class Repository {
     if (scope.type) where.push(`r.type = ${ps.add(scope.type)}`);
     if (scope.id) where.push(`r.id = ${ps.add(scope.id)}`);
     if (opts.since) where.push(`r.last_updated >= ${ps.add(opts.since)}::timestamptz`);
+    where.push(visibleSql('r', ps, this.rule));
     if (opts.cursor) {
       const [lu, version] = opts.cursor.values;
       where.push(`(r.last_updated, r.rk, r.version) < (${ps.add(lu)}::timestamptz, ${ps.add(opts.cursor.rk)}::bigint, ${ps.add(version)}::int)`);
@@ -338,6 +383,7 @@ export class Repository {
     if (opts.types) where.push(`r.type = ANY(${ps.add(opts.types)}::text[])`);
     if (opts.since) where.push(`r.last_updated >= ${ps.add(opts.since)}::timestamptz`);
     if (opts.cursor) where.push(`r.rk > ${ps.add(opts.cursor.rk)}`);
+    where.push(visibleSql('r', ps, this.rule));
     const rows = await this.sql.query<ResourceRow & { rk: number }>(
       `SELECT ${RESOURCE_COLUMNS}, r.rk FROM resource r WHERE ${where.join(' AND ')} ORDER BY r.rk LIMIT ${opts.count + 1}`,
       ps.values,
@@ -352,13 +398,27 @@ export class Repository {
   private async referencedSupport(rks: number[], seen: Set<string>, types?: string[]): Promise<StoredResource[]> {
     const supportTypes = SUPPORT_TYPES.filter((t) => !types || types.includes(t));
     if (supportTypes.length === 0) return [];
+    const ps = new Params();
     const rows = await this.sql.query<ResourceRow>(
       `SELECT DISTINCT ${RESOURCE_COLUMNS} FROM idx_ref x JOIN resource r ON r.type = x.ttype AND r.id = x.tid
-       WHERE x.rk = ANY($1::bigint[]) AND x.ttype = ANY($2::text[]) AND NOT r.deleted`,
-      [rks, supportTypes],
+       WHERE x.rk = ANY(${ps.add(rks)}::bigint[]) AND x.ttype = ANY(${ps.add(supportTypes)}::text[]) AND NOT r.deleted AND ${visibleSql('r', ps, this.rule)}`,
+      ps.values,
     );
     return rows.map(fromRow).filter((s) => !seen.has(s.reference));
   }
+}
+
+/** A resource's current row, locked for a write. */
+interface Prior extends AccessLabels {
+  rk: number;
+  version: number;
+  deleted: boolean;
+  content: string | null;
+}
+
+/** WriteOp.optOut: only Consents keep access_optout in step. */
+function optOutField(type: string, patient: string | null): string | null | undefined {
+  return type === 'Consent' ? patient : undefined;
 }
 
 /** Resources outside the patient compartment that a patient's record is unreadable without. */

@@ -1,3 +1,4 @@
+import type { AccessLabels } from './access-labels';
 import type { SqlExecutor } from './db/database';
 import type { IndexRows } from './index-rows';
 
@@ -11,6 +12,10 @@ export interface WriteOp {
   deleted: boolean;
   json: string | null;
   index: IndexRows | null;
+  /** A tombstone carries the labels of the version it deletes. */
+  labels: AccessLabels;
+  /** For a Consent: the Patient it opts out of sharing, or null when it does not (any more). */
+  optOut?: string | null;
 }
 
 /**
@@ -26,9 +31,9 @@ export async function writeBatch(tx: SqlExecutor, ops: WriteOp[]): Promise<void>
 
   if (creates.length > 0) {
     const rows = await tx.query<{ rk: number; type: string; id: string }>(
-      `INSERT INTO resource (type, id, version, last_updated, deleted, content)
-       SELECT type, id, version, last_updated, deleted, content
-       FROM json_to_recordset($1::json) AS x(type text, id text, version int, last_updated timestamptz, deleted boolean, content jsonb)
+      `INSERT INTO resource (type, id, version, last_updated, deleted, content, author, sensitive, patients)
+       SELECT type, id, version, last_updated, deleted, content, author, sensitive, patients
+       FROM json_to_recordset($1::json) AS x(${VERSION_COLUMNS})
        RETURNING rk, type, id`,
       [versionsJson(creates)],
     );
@@ -39,13 +44,14 @@ export async function writeBatch(tx: SqlExecutor, ops: WriteOp[]): Promise<void>
   if (updates.length > 0) {
     const rks = updates.map((o) => o.rk);
     await tx.query(
-      `INSERT INTO resource_history (rk, type, id, version, last_updated, deleted, content)
-       SELECT rk, type, id, version, last_updated, deleted, content FROM resource WHERE rk = ANY($1::bigint[])`,
+      `INSERT INTO resource_history (rk, type, id, version, last_updated, deleted, content, author, sensitive, patients)
+       SELECT rk, type, id, version, last_updated, deleted, content, author, sensitive, patients FROM resource WHERE rk = ANY($1::bigint[])`,
       [rks],
     );
     await tx.query(
-      `UPDATE resource r SET version = u.version, last_updated = u.last_updated, deleted = u.deleted, content = u.content
-       FROM json_to_recordset($1::json) AS u(rk bigint, version int, last_updated timestamptz, deleted boolean, content jsonb)
+      `UPDATE resource r SET version = u.version, last_updated = u.last_updated, deleted = u.deleted, content = u.content,
+         author = u.author, sensitive = u.sensitive, patients = u.patients
+       FROM json_to_recordset($1::json) AS u(rk bigint, ${VERSION_COLUMNS})
        WHERE r.rk = u.rk`,
       [versionsJson(updates)],
     );
@@ -53,12 +59,33 @@ export async function writeBatch(tx: SqlExecutor, ops: WriteOp[]): Promise<void>
   }
 
   await insertIndexRows(tx, ops);
+  await recordOptOuts(tx, ops);
+}
+
+const VERSION_COLUMNS = 'type text, id text, version int, last_updated timestamptz, deleted boolean, content jsonb, author text, sensitive boolean, patients text[]';
+
+/** Keeps access_optout in step with the Consents written: one statement, only when there are any. */
+async function recordOptOuts(tx: SqlExecutor, ops: WriteOp[]): Promise<void> {
+  const consents = ops.filter((o) => o.optOut !== undefined);
+  if (consents.length === 0) return;
+  const denying = consents.filter((o) => o.optOut);
+  // The two halves touch disjoint consent ids, so one statement can hold both.
+  await tx.query(
+    `WITH gone AS (DELETE FROM access_optout WHERE consent_id = ANY($1::text[]) AND NOT consent_id = ANY($2::text[]))
+     INSERT INTO access_optout (consent_id, patient_id) SELECT * FROM unnest($2::text[], $3::text[])
+     ON CONFLICT (consent_id) DO UPDATE SET patient_id = EXCLUDED.patient_id`,
+    [consents.map((o) => o.id), denying.map((o) => o.id), denying.map((o) => o.optOut)],
+  );
 }
 
 /** The versions as a JSON array, splicing each resource's already serialised text. */
 function versionsJson(ops: WriteOp[]): string {
   return `[${ops
-    .map((o) => `{"rk":${o.rk ?? 'null'},"type":${JSON.stringify(o.type)},"id":${JSON.stringify(o.id)},"version":${o.version},"last_updated":"${o.lastUpdated}","deleted":${o.deleted},"content":${o.json ?? 'null'}}`)
+    .map(
+      (o) =>
+        `{"rk":${o.rk ?? 'null'},"type":${JSON.stringify(o.type)},"id":${JSON.stringify(o.id)},"version":${o.version},"last_updated":"${o.lastUpdated}","deleted":${o.deleted},"content":${o.json ?? 'null'},` +
+        `"author":${JSON.stringify(o.labels.author)},"sensitive":${o.labels.sensitive},"patients":${JSON.stringify(o.labels.patients)}}`,
+    )
     .join(',')}]`;
 }
 

@@ -37,6 +37,11 @@ export class SourceRegistry {
   get sources(): SourceConfig[] {
     return [...this.contexts.values()].map((c) => c.source);
   }
+
+  /** Each source's MRN system -> its facility: the store refuses a facility another's MRNs (store/access-writes.ts). */
+  get mrnSystems(): Record<string, string> {
+    return Object.fromEntries(this.sources.map((s) => [s.mrnSystem, s.facility]));
+  }
 }
 
 /** Loads sources from a JSON file (an array of SourceConfig) and every ConceptMap in `terminologyDir`. */

@@ -1,5 +1,6 @@
 /** Collects what one message maps to: the transaction entries and the soft findings beside them. */
 import type { BundleEntry, Coding, Meta, Organization, Reference, Resource } from '@medplum/fhirtypes';
+import { AUTHOR_TAG_SYSTEM } from '../../store/access';
 import { metaSource, SOURCE_URI_BASE, type MapContext } from '../context';
 import { resourceId } from '../ids';
 import type { MapResult, MergeRequest, UnmappedCode } from '../types';
@@ -38,9 +39,12 @@ export class ResultBuilder {
     return { reference: `Organization/${this.facility}` };
   }
 
-  /** A fresh object per resource: the store may stamp versionId/lastUpdated on it. */
+  /**
+   * A fresh object per resource: the store may stamp versionId/lastUpdated on it. The author
+   * tag is what the store's access rules know the record's facility by (store/access.ts).
+   */
   meta(): Meta {
-    return { source: this.source };
+    return { source: this.source, tag: [{ system: AUTHOR_TAG_SYSTEM, code: this.facility }] };
   }
 
   /**

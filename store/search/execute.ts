@@ -1,3 +1,4 @@
+import { visibleSql, type ReadRule } from '../access-filter';
 import type { SqlExecutor } from '../db/database';
 import { fromRow, RESOURCE_COLUMNS, type ResourceRow, type StoredResource } from '../stored';
 import type { Cursor, Include, SearchQuery } from './query';
@@ -13,12 +14,15 @@ export interface SearchResult {
 
 type Row = ResourceRow & { rk: number; [sortKey: string]: unknown };
 
-/** Runs a parsed search: one keyset-paged query, then a count and includes only if asked. */
-export async function executeSearch(sql: SqlExecutor, q: SearchQuery): Promise<SearchResult> {
-  if (q.summary === 'count') return { matches: [], included: [], total: await count(sql, q) };
+/**
+ * Runs a parsed search: one keyset-paged query, then a count and includes only if asked.
+ * `rule` filters matches, counts and includes alike (store/access-filter.ts).
+ */
+export async function executeSearch(sql: SqlExecutor, q: SearchQuery, rule?: ReadRule): Promise<SearchResult> {
+  if (q.summary === 'count') return { matches: [], included: [], total: await count(sql, q, rule) };
 
   const ps = new Params();
-  const where = whereSql(q, 'r', ps);
+  const where = whereSql(q, 'r', ps, rule);
   const keys = q.sort.map((k) => ({ ...sortExpression(k, 'r', ps), descending: k.descending }));
   const backwards = q.cursor?.direction === 'prev';
   const conds = [where];
@@ -46,17 +50,17 @@ export async function executeSearch(sql: SqlExecutor, q: SearchQuery): Promise<S
     if (hasPrev) result.previous = cursorOf(page[0], 'prev');
   }
   if (q.total === 'accurate') {
-    result.total = !q.cursor && !more ? page.length : await count(sql, q);
+    result.total = !q.cursor && !more ? page.length : await count(sql, q, rule);
   }
   if (q.includes.length + q.revincludes.length > 0 && page.length > 0) {
-    result.included = await resolveIncludes(sql, page, q.includes, q.revincludes);
+    result.included = await resolveIncludes(sql, page, q.includes, q.revincludes, rule);
   }
   return result;
 }
 
-async function count(sql: SqlExecutor, q: SearchQuery): Promise<number> {
+async function count(sql: SqlExecutor, q: SearchQuery, rule: ReadRule | undefined): Promise<number> {
   const ps = new Params();
-  const rows = await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM resource r WHERE ${whereSql(q, 'r', ps)}`, ps.values);
+  const rows = await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM resource r WHERE ${whereSql(q, 'r', ps, rule)}`, ps.values);
   return rows[0].n;
 }
 
@@ -92,7 +96,7 @@ const MAX_ITERATE_DEPTH = 3;
 const MAX_INCLUDED = 5000;
 
 /** `_include` follows references out of the page; `_revinclude` finds resources pointing in. */
-async function resolveIncludes(sql: SqlExecutor, page: Row[], includes: Include[], revincludes: Include[]): Promise<StoredResource[]> {
+async function resolveIncludes(sql: SqlExecutor, page: Row[], includes: Include[], revincludes: Include[], rule: ReadRule | undefined): Promise<StoredResource[]> {
   const seen = new Set(page.map((r) => `${r.type}/${r.id}`));
   const out: StoredResource[] = [];
   let frontier: { rk: number; type: string; id: string }[] = page;
@@ -106,7 +110,7 @@ async function resolveIncludes(sql: SqlExecutor, page: Row[], includes: Include[
         ...(await sql.query<Row>(
           `SELECT ${RESOURCE_COLUMNS}, r.rk FROM idx_ref x JOIN resource r ON r.type = x.ttype AND r.id = x.tid
            WHERE x.rk = ANY(${ps.add(sources.map((s) => s.rk))}::bigint[]) AND x.p = ${ps.add(inc.param.key)}
-             ${inc.targetType ? `AND x.ttype = ${ps.add(inc.targetType)}` : ''} AND NOT r.deleted LIMIT ${MAX_INCLUDED}`,
+             ${inc.targetType ? `AND x.ttype = ${ps.add(inc.targetType)}` : ''} AND NOT r.deleted AND ${visibleSql('r', ps, rule)} LIMIT ${MAX_INCLUDED}`,
           ps.values,
         )),
       );
@@ -119,7 +123,7 @@ async function resolveIncludes(sql: SqlExecutor, page: Row[], includes: Include[
         ...(await sql.query<Row>(
           `SELECT ${RESOURCE_COLUMNS}, r.rk FROM idx_ref x JOIN resource r ON r.rk = x.rk
            WHERE x.p = ${ps.add(inc.param.key)} AND x.tid = ANY(${ps.add(targets.map((t) => t.id))}::text[])
-             AND x.ttype = ANY(${ps.add([...new Set(targets.map((t) => t.type))])}::text[]) AND NOT r.deleted LIMIT ${MAX_INCLUDED}`,
+             AND x.ttype = ANY(${ps.add([...new Set(targets.map((t) => t.type))])}::text[]) AND NOT r.deleted AND ${visibleSql('r', ps, rule)} LIMIT ${MAX_INCLUDED}`,
           ps.values,
         )),
       );

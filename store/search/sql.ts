@@ -1,3 +1,4 @@
+import { visibleSql, type ReadRule } from '../access-filter';
 import type { Filter, Prefix, SearchQuery, SortKey } from './query';
 
 /** Collects bind parameters; every value from a request reaches SQL only through here. */
@@ -16,8 +17,8 @@ export class Params {
 
 const MAX_TEXT = String.fromCodePoint(0x10ffff);
 
-/** SQL condition (over resource alias `r`) for one filter. */
-export function filterSql(f: Filter, r: string, ps: Params): string {
+/** SQL condition (over resource alias `r`) for one filter; a chain only passes through resources `rule` may see. */
+export function filterSql(f: Filter, r: string, ps: Params, rule?: ReadRule): string {
   switch (f.kind) {
     case 'id':
       return `${r}.id = ANY(${ps.add(f.values)}::text[])`;
@@ -81,7 +82,7 @@ export function filterSql(f: Filter, r: string, ps: Params): string {
       const r2 = ps.alias('c');
       return `EXISTS (SELECT 1 FROM idx_ref ${x} JOIN resource ${r2} ON ${r2}.type = ${x}.ttype AND ${r2}.id = ${x}.tid
         WHERE ${x}.rk = ${r}.rk AND ${x}.p = ${ps.add(f.param.key)} AND ${x}.ttype = ANY(${ps.add(f.targetTypes)}::text[])
-          AND NOT ${r2}.deleted AND ${filterSql(f.inner, r2, ps)})`;
+          AND NOT ${r2}.deleted AND ${visibleSql(r2, ps, rule)} AND ${filterSql(f.inner, r2, ps, rule)})`;
     }
     case 'missing': {
       const m = ps.alias('m');
@@ -198,9 +199,9 @@ export function sortExpression(key: SortKey, r: string, ps: Params): { sql: stri
   }
 }
 
-/** WHERE clause for the resources a search matches (without paging). */
-export function whereSql(q: SearchQuery, r: string, ps: Params): string {
-  return and([`${r}.type = ${ps.add(q.resourceType)}`, `NOT ${r}.deleted`, ...q.filters.map((f) => filterSql(f, r, ps))]);
+/** WHERE clause for the resources a search matches (without paging), as `rule` may see them. */
+export function whereSql(q: SearchQuery, r: string, ps: Params, rule?: ReadRule): string {
+  return and([`${r}.type = ${ps.add(q.resourceType)}`, `NOT ${r}.deleted`, ...q.filters.map((f) => filterSql(f, r, ps, rule)), rule ? visibleSql(r, ps, rule) : '']);
 }
 
 export function and(parts: string[]): string {

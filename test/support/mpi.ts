@@ -2,10 +2,11 @@
 import { PatientIndex } from '../../mpi';
 import { loadRules } from '../../mpi/rules';
 import type { SqlExecutor } from '../../store/db/database';
+import type { StoreOptions } from '../../store/repository';
 import { openTestStore, type Driver, type TestStore } from './stores';
 
-export async function openIndexedStore(driver: Driver): Promise<TestStore & { mpi: PatientIndex }> {
-  const store = await openTestStore(driver);
+export async function openIndexedStore(driver: Driver, options: StoreOptions = {}): Promise<TestStore & { mpi: PatientIndex }> {
+  const store = await openTestStore(driver, options);
   const mpi = new PatientIndex(loadRules());
   mpi.attach(store.repo);
   return { ...store, mpi };

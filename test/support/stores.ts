@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { openStore, type OpenStore } from '../../store/open';
+import type { StoreOptions } from '../../store/repository';
 import { createValidator, type Validator } from '../../profiles/validator';
 
 export type Driver = 'pglite' | 'postgres';
@@ -20,13 +21,13 @@ export interface TestStore extends OpenStore {
  * A fresh, empty store: PGlite in memory, or a new database on the test PostgreSQL server
  * (dropped again by `close`), so suites never see each other's data.
  */
-export async function openTestStore(driver: Driver): Promise<TestStore> {
-  if (driver === 'pglite') return { ...(await openStore({}, { validate: sharedValidator() })), driver };
+export async function openTestStore(driver: Driver, options: StoreOptions = {}): Promise<TestStore> {
+  if (driver === 'pglite') return { ...(await openStore({}, { validate: sharedValidator(), ...options })), driver };
   const name = `fhirtest_${randomBytes(6).toString('hex')}`;
   await adminQuery(`CREATE DATABASE ${name}`);
   const url = new URL(ADMIN_URL);
   url.pathname = `/${name}`;
-  const store = await openStore({ databaseUrl: url.toString(), maxConnections: 5 }, { validate: sharedValidator() });
+  const store = await openStore({ databaseUrl: url.toString(), maxConnections: 5 }, { validate: sharedValidator(), ...options });
   return {
     ...store,
     driver,
