@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { peerFacilities, type MllpPeers } from './mllp-peers';
 import type { Hl7Receipt } from './service';
 
 const VT = 0x0b;
@@ -7,8 +8,10 @@ const FS = 0x1c;
 const CR = 0x0d;
 
 export interface MllpOptions {
-  /** Receives one message's bytes (without framing) and returns its ACK. */
-  receive: (message: Buffer) => Promise<Hl7Receipt>;
+  /** Receives one message's bytes (without framing), sent for one of `facilities`, and returns its ACK. */
+  receive: (message: Buffer, facilities: ReadonlySet<string>) => Promise<Hl7Receipt>;
+  /** Who may connect, and for which facilities (MLLP_PEERS). */
+  peers: MllpPeers;
   log: Logger;
   /** A frame larger than this closes the connection (a sender not speaking MLLP, or a runaway). */
   maxMessageBytes?: number;
@@ -19,7 +22,8 @@ export interface MllpOptions {
 /**
  * The MLLP listener: `<VT> message <FS><CR>` frames, many per connection, answered one ACK
  * per message in the order received, as interface engines expect. The same receipt as
- * `POST /ingest/hl7v2`, so the same ACK semantics.
+ * `POST /ingest/hl7v2`, so the same ACK semantics. MLLP has no credentials of its own: a
+ * sender is known by its address, and one not in MLLP_PEERS is cut off before it says a word.
  */
 export function createMllpServer(opts: MllpOptions): Server {
   const max = opts.maxMessageBytes ?? 10 * 1024 * 1024;
@@ -29,6 +33,12 @@ export function createMllpServer(opts: MllpOptions): Server {
 }
 
 function handle(socket: Socket, opts: MllpOptions, max: number): void {
+  const facilities = peerFacilities(opts.peers, socket.remoteAddress);
+  if (!facilities) {
+    opts.log.warn({ remote: socket.remoteAddress }, 'MLLP connection from an address not in MLLP_PEERS; closed');
+    socket.destroy();
+    return;
+  }
   socket.setTimeout(opts.idleTimeoutMs ?? 300_000, () => socket.end());
   let buffer = Buffer.alloc(0);
   // Messages of one connection are answered in order: each waits for the one before.
@@ -53,16 +63,16 @@ function handle(socket: Socket, opts: MllpOptions, max: number): void {
       const message = Buffer.from(buffer.subarray(start + 1, end));
       // <FS> must be followed by <CR>; tolerate senders that omit it by not consuming the byte.
       buffer = buffer.subarray(buffer[end + 1] === CR ? end + 2 : end + 1);
-      chain = chain.then(() => answer(socket, opts, message));
+      chain = chain.then(() => answer(socket, opts, message, facilities));
     }
   });
   socket.on('error', (err) => opts.log.debug({ err: err.message }, 'MLLP connection error'));
 }
 
-async function answer(socket: Socket, opts: MllpOptions, message: Buffer): Promise<void> {
+async function answer(socket: Socket, opts: MllpOptions, message: Buffer, facilities: ReadonlySet<string>): Promise<void> {
   let ack: Buffer;
   try {
-    ack = (await opts.receive(message)).ack;
+    ack = (await opts.receive(message, facilities)).ack;
   } catch (err) {
     // Not stored (database away): say nothing rather than a false ACK; the sender resends.
     opts.log.error({ err: (err as Error).message }, 'MLLP message could not be stored; closing the connection');
