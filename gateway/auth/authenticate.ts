@@ -38,8 +38,8 @@ export function authenticate(deps: AuthenticateDeps): RequestHandler {
     }
     const breakGlass = req.get('x-break-glass');
     if (breakGlass !== undefined) {
-      const reason = breakGlass.trim();
-      if (!reason || reason.length > MAX_BREAK_GLASS) {
+      const reason = breakGlassReason(breakGlass);
+      if (!reason) {
         res.status(400).type('application/fhir+json; charset=utf-8').send(
           JSON.stringify(outcome([{ severity: 'error', code: 'required', diagnostics: `X-Break-Glass must give the reason, in 1 to ${MAX_BREAK_GLASS} characters`, expression: ['X-Break-Glass'] }])),
         );
@@ -74,6 +74,21 @@ function principal(deps: AuthenticateDeps, clientId: string, facility: string, s
   const scopes = scope.split(/\s+/).flatMap((s) => parseScope(s) ?? []);
   const access = facility === deps.officeFacility ? { facility, unrestricted: true } : { facility };
   return { clientId, facility, scopes, access };
+}
+
+/**
+ * The reason in an X-Break-Glass header, or undefined when there is none worth the name. A
+ * header cannot carry Chinese text as is, so clients percent-encode it (UTF-8).
+ */
+export function breakGlassReason(header: string): string | undefined {
+  let text = header;
+  try {
+    text = decodeURIComponent(header);
+  } catch {
+    // Not percent-encoded: taken as sent.
+  }
+  const reason = text.trim();
+  return reason && reason.length <= MAX_BREAK_GLASS ? reason : undefined;
 }
 
 function unauthorized(res: Response, diagnostics: string, error?: string): void {
