@@ -14,6 +14,7 @@ import { ingestMetrics } from '../../workers/metrics';
 import { enqueueMessages, type IngestJob } from '../../workers/queues';
 import type { SourceRegistry } from '../../workers/sources';
 import { buildAck, type AckCode } from './ack';
+import { foreignMrnFacility } from './foreign-mrn';
 import { ANY_FACILITY } from './mllp-peers';
 import { ReceiptWriter } from './receipts';
 
@@ -61,11 +62,13 @@ export class IngestService {
    */
   async receiveHl7(bytes: Buffer, contentTypeCharset?: string, senderFacilities?: ReadonlySet<string>): Promise<Hl7Receipt> {
     let header: Hl7Header;
+    let text: string;
     let charset = 'UTF-8';
     try {
       const decoded = decodeEr7(bytes, contentTypeCharset);
       charset = decoded.charset;
-      header = readHeader(decoded.text);
+      text = decoded.text;
+      header = readHeader(text);
     } catch (err) {
       return this.refuse(err, charset);
     }
@@ -75,6 +78,11 @@ export class IngestService {
     }
     if (senderFacilities && !senderFacilities.has(ANY_FACILITY) && !senderFacilities.has(ctx.source.facility)) {
       const refused = this.refuse(new MappingError(`sending facility '${header.sendingFacility}' is not a source of the sender's facility`, { segment: 'MSH', field: 4 }, 'not-supported'), charset, header);
+      return { ...refused, forbidden: true };
+    }
+    const foreign = foreignMrnFacility(text, ctx.source, this.deps.sources.sources);
+    if (foreign) {
+      const refused = this.refuse(new MappingError(`the patient's MRN is assigned by another facility (${foreign}); a source files its own patients only`, { segment: 'PID', field: 3 }, 'not-supported'), charset, header);
       return { ...refused, forbidden: true };
     }
     const { message, error } = this.checked({ id: randomUUID(), source: ctx.source.id, kind: [header.messageCode, header.triggerEvent].filter(Boolean).join('^'), controlId: header.controlId, charset, body: bytes });
