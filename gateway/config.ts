@@ -53,6 +53,8 @@ export interface Config {
   metricsPublic: boolean;
   /** Who may connect to the MLLP listener, for which facilities (`MLLP_PEERS`). */
   mllpPeers: MllpPeers;
+  /** Mutual TLS on the MLLP listener (`MLLP_TLS_CERT`, `MLLP_TLS_KEY`, `MLLP_TLS_CA`: PEM files, all three or none). */
+  mllpTls?: { certFile: string; keyFile: string; caFile: string };
 }
 
 export const DEMO_CLIENTS_FILE = resolve(__dirname, '../fixtures/demo-clients.json');
@@ -113,9 +115,13 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(`Invalid MLLP_PEERS: ${(err as Error).message}`);
   }
 
+  const tlsFiles = ['MLLP_TLS_CERT', 'MLLP_TLS_KEY', 'MLLP_TLS_CA'].map((n) => get(n));
+  if (tlsFiles.some((f) => f !== undefined) && !tlsFiles.every((f) => f !== undefined)) throw new ConfigError('Invalid MLLP_TLS_CERT / MLLP_TLS_KEY / MLLP_TLS_CA: set all three or none');
+  const mllpTls = tlsFiles[0] ? { certFile: resolve(tlsFiles[0]), keyFile: resolve(tlsFiles[1]!), caFile: resolve(tlsFiles[2]!) } : undefined;
+
   return {
     port, dataDir, databaseUrl, redisUrl, logLevel, baseUrl, demo, pgMaxConnections, mllpPort, inlineWorker, workerConcurrency, sourcesFile, mpiRulesFile, queuePrefix,
-    clientsFile, signingKeyJwk, authIssuer, accessTokenTtl, officeFacility, oidc, metricsPublic, mllpPeers,
+    clientsFile, signingKeyJwk, authIssuer, accessTokenTtl, officeFacility, oidc, metricsPublic, mllpPeers, mllpTls,
   };
 }
 

@@ -3,7 +3,7 @@
  * Redis (private child or REDIS_URL), the store, the HTTP server, the demo consortium, and an
  * orderly shutdown. Any startup failure prints one line and exits 1.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { Server as TcpServer } from 'node:net';
 import { join } from 'node:path';
@@ -189,7 +189,13 @@ async function start(state: Running, log: Logger): Promise<void> {
 
   state.server = await listen(createServer(app), config.port, 'PORT');
   if (config.mllpPort) {
-    const mllp = (state.mllp = createMllpServer({ receive: (m, facilities) => ingest.receiveHl7(m, undefined, facilities), peers: config.mllpPeers, log: ingestLog }));
+    let tls: { cert: Buffer; key: Buffer; ca: Buffer } | undefined;
+    try {
+      tls = config.mllpTls && { cert: readFileSync(config.mllpTls.certFile), key: readFileSync(config.mllpTls.keyFile), ca: readFileSync(config.mllpTls.caFile) };
+    } catch (err) {
+      throw new StartupError(`cannot read the MLLP TLS files (MLLP_TLS_CERT, MLLP_TLS_KEY, MLLP_TLS_CA): ${oneLine(err)}`);
+    }
+    const mllp = (state.mllp = createMllpServer({ receive: (m, facilities) => ingest.receiveHl7(m, undefined, facilities), peers: config.mllpPeers, tls, log: ingestLog }));
     await listen(mllp, config.mllpPort, 'MLLP_PORT');
   }
   log.debug({ uptimeMs: Math.round(process.uptime() * 1000) }, 'listening');

@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { peerFacilities, type MllpPeers } from './mllp-peers';
 import type { Hl7Receipt } from './service';
@@ -10,8 +11,10 @@ const CR = 0x0d;
 export interface MllpOptions {
   /** Receives one message's bytes (without framing), sent for one of `facilities`, and returns its ACK. */
   receive: (message: Buffer, facilities: ReadonlySet<string>) => Promise<Hl7Receipt>;
-  /** Who may connect, and for which facilities (MLLP_PEERS). */
+  /** Who may connect, and for which facilities (MLLP_PEERS); not consulted under mutual TLS. */
   peers: MllpPeers;
+  /** Mutual TLS (MLLP_TLS_CERT, MLLP_TLS_KEY, MLLP_TLS_CA): a client certificate from the CA, its CN the facility. */
+  tls?: { cert: Buffer; key: Buffer; ca: Buffer };
   log: Logger;
   /** A frame larger than this closes the connection (a sender not speaking MLLP, or a runaway). */
   maxMessageBytes?: number;
@@ -23,19 +26,24 @@ export interface MllpOptions {
  * The MLLP listener: `<VT> message <FS><CR>` frames, many per connection, answered one ACK
  * per message in the order received, as interface engines expect. The same receipt as
  * `POST /ingest/hl7v2`, so the same ACK semantics. MLLP has no credentials of its own: a
- * sender is known by its address, and one not in MLLP_PEERS is cut off before it says a word.
+ * sender is known by its address, and one not in MLLP_PEERS is cut off before it says a word;
+ * under mutual TLS it is known by its certificate instead.
  */
 export function createMllpServer(opts: MllpOptions): Server {
   const max = opts.maxMessageBytes ?? 10 * 1024 * 1024;
-  const server = createServer((socket) => handle(socket, opts, max));
+  const server = opts.tls
+    ? createTlsServer({ ...opts.tls, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (socket) => handle(socket, opts, max))
+    : createServer((socket) => handle(socket, opts, max));
+  // A failed handshake (no certificate, another CA) is the peer's problem, not the listener's.
+  server.on('tlsClientError', (err) => opts.log.warn({ err: err.message }, 'MLLP TLS handshake refused'));
   server.on('error', (err) => opts.log.error({ err: err.message }, 'MLLP listener error'));
   return server;
 }
 
 function handle(socket: Socket, opts: MllpOptions, max: number): void {
-  const facilities = peerFacilities(opts.peers, socket.remoteAddress);
+  const facilities = socket instanceof TLSSocket ? certificateFacility(socket) : peerFacilities(opts.peers, socket.remoteAddress);
   if (!facilities) {
-    opts.log.warn({ remote: socket.remoteAddress }, 'MLLP connection from an address not in MLLP_PEERS; closed');
+    opts.log.warn({ remote: socket.remoteAddress }, 'MLLP connection from a peer not in MLLP_PEERS, or without a facility in its certificate; closed');
     socket.destroy();
     return;
   }
@@ -67,6 +75,13 @@ function handle(socket: Socket, opts: MllpOptions, max: number): void {
     }
   });
   socket.on('error', (err) => opts.log.debug({ err: err.message }, 'MLLP connection error'));
+}
+
+/** The facility a verified client certificate names in its subject CN. */
+function certificateFacility(socket: TLSSocket): ReadonlySet<string> | undefined {
+  const cn = socket.getPeerCertificate()?.subject?.CN;
+  const name = Array.isArray(cn) ? undefined : cn;
+  return socket.authorized && name ? new Set([name]) : undefined;
 }
 
 async function answer(socket: Socket, opts: MllpOptions, message: Buffer, facilities: ReadonlySet<string>): Promise<void> {
