@@ -39,7 +39,7 @@ export function createApp(deps: AppDeps): Express {
   app.use('/fhir', express.json({ type: JSON_TYPES, limit: '50mb', strict: true }));
   app.use('/fhir', express.urlencoded({ extended: false, type: 'application/x-www-form-urlencoded' }));
   if (deps.mpi) app.use('/fhir', patientIndexRouter(deps.repo, deps.mpi, deps.baseUrl));
-  app.use('/fhir', fhirRouter(deps.repo, deps.baseUrl, deps.mpi));
+  app.use('/fhir', fhirRouter(deps.repo, deps.baseUrl, deps.mpi, deps.auth.tokenUrl));
   if (deps.ingest) app.use('/ingest', ingestRouter(deps.ingest));
   app.use('/fhir', (_req, res) => sendJson(res, 404, outcome([{ severity: 'error', code: 'not-found', diagnostics: 'No such FHIR endpoint' }])));
   app.use(errorHandler(deps.onError));

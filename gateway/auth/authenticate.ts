@@ -32,7 +32,7 @@ export function authenticate(deps: AuthenticateDeps): RequestHandler {
     if (!token) return unauthorized(res, 'The Authorization header must be "Bearer <token>"', 'invalid_request');
     let principal: Principal;
     try {
-      principal = await principalOf(deps, token);
+      principal = await verifyToken(deps, token);
     } catch {
       return unauthorized(res, 'The bearer token is invalid, expired or not from an issuer this gateway trusts', 'invalid_token');
     }
@@ -52,7 +52,7 @@ export function authenticate(deps: AuthenticateDeps): RequestHandler {
   };
 }
 
-async function principalOf(deps: AuthenticateDeps, token: string): Promise<Principal> {
+async function verifyToken(deps: AuthenticateDeps, token: string): Promise<Principal> {
   const iss = decodeJwt(token).iss;
   if (iss === deps.tokens.issuer) {
     const claims = await deps.tokens.verify(token);

@@ -21,11 +21,11 @@ export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
  * FHIR R4 REST. Handlers only translate HTTP to repository calls and results back to HTTP;
  * FHIR semantics live in store/.
  */
-export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: PatientIndex): Router {
+export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: PatientIndex, tokenUrl?: string): Router {
   const r = Router();
   const base = (req: Request): string => configuredBase ?? `${req.protocol}://${req.get('host')}${req.baseUrl}`;
 
-  r.get('/metadata', (req, res) => sendJson(res, 200, capabilityStatement(base(req), { patientIndex: mpi !== undefined })));
+  r.get('/metadata', (req, res) => sendJson(res, 200, capabilityStatement(base(req), { patientIndex: mpi !== undefined, tokenUrl })));
   r.get('/_history', async (req, res) => {
     // Every type's history includes the AuditEvents.
     requireOffice(res, 'The history of the whole server');

@@ -53,7 +53,7 @@ export function ingestRouter(service: IngestService, limit = '10mb'): Router {
 
   r.post('/:source', raw, async (req, res) => {
     const facility = service.facilityOf(req.params.source);
-    // Checked before the body is read: a facility sends only as its own sources.
+    // Before anything is mapped or stored: a facility sends only as its own sources.
     if (facility !== undefined && facility !== principalOf(res).facility) throw new FhirError(403, 'forbidden', `Source '${req.params.source}' belongs to another facility`);
     const bytes = requireBody(req);
     const charset = charsetOf(req) ?? 'utf-8';

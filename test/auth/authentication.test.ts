@@ -54,7 +54,9 @@ describe('bearer tokens on FHIR, ingest and admin (PostgreSQL, Redis)', () => {
   });
 
   it('leaves /fhir/metadata, /auth/token and the SMART configuration open', async () => {
-    await request(h.app).get('/fhir/metadata').expect(200);
+    const cs = await request(h.app).get('/fhir/metadata').expect(200);
+    expect(cs.body.rest[0].security.service[0].coding[0].code).toBe('SMART-on-FHIR');
+    expect(cs.body.rest[0].security.extension[0].extension).toEqual([{ url: 'token', valueUri: `${TEST_ISSUER}/auth/token` }]);
     await request(h.app).get('/.well-known/smart-configuration').expect(200);
     expect((await request(h.app).post('/auth/token').type('form').send({ grant_type: 'client_credentials' }).expect(401)).body.error).toBe('invalid_client');
   });
