@@ -8,6 +8,7 @@ import { createMllpServer } from '../../gateway/ingest/mllp';
 import { parseMllpPeers } from '../../gateway/ingest/mllp-peers';
 import { openIngestHarness, silent, type IngestHarness } from '../support/ingest';
 import { facilityAgents, OFFICE } from '../support/auth';
+import { sendFramed } from '../support/mllp';
 
 const HL7 = 'application/hl7-v2';
 const COUNTY_JSON = readFileSync(resolve(__dirname, '../../fixtures/messages/county-hospital/br-patients.json'), 'utf8');
@@ -75,23 +76,8 @@ describe('ingest is bound to the sender\'s facility (PostgreSQL, Redis)', () => 
     });
     afterAll(() => new Promise((r) => server.close(r)));
 
-    /** Sends one framed message from `localAddress`; the reply, or null when the gateway hung up. */
-    async function send(localAddress: string, message: string): Promise<string | null> {
-      const socket = connect({ port, host: '127.0.0.1', localAddress });
-      socket.on('error', () => undefined);
-      let reply = Buffer.alloc(0);
-      const answered = new Promise<string | null>((done) => {
-        socket.on('data', (c) => {
-          reply = Buffer.concat([reply, c]);
-          if (reply.includes(0x1c)) done(reply.subarray(1, reply.indexOf(0x1c)).toString('utf8'));
-        });
-        socket.on('close', () => done(null));
-      });
-      socket.write(Buffer.concat([Buffer.from([0x0b]), Buffer.from(message), Buffer.from([0x1c, 0x0d])]));
-      const result = await answered;
-      socket.destroy();
-      return result;
-    }
+    /** One message from `localAddress`; the reply, or null when the gateway hung up. */
+    const send = (localAddress: string, message: string) => sendFramed(connect({ port, host: '127.0.0.1', localAddress }), message);
 
     it('closes a connection from an unlisted address at once, without an answer', async () => {
       expect(await send('127.0.0.1', adt('A04', syntheticPatient(710), 'XM-1'))).toBeNull();
