@@ -54,7 +54,7 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
 
   async function search(req: Request, res: Response, params: [string, string][]): Promise<void> {
     const type = knownType(req.params.type as string);
-    requireScope(res, type, 's');
+    const principal = requireScope(res, type, 's');
     const strict = preferHandling(req) === 'strict';
     const searched = mpi ? await expandPersons(mpi, repo.executor, type, params) : params;
     const { query, ...result } = await repo.search(type, searched, { strict });
@@ -71,7 +71,8 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
       query.elements || query.summary ? JSON.stringify(subset(s.resource, { elements: query.elements, summary: query.summary })) : s.json ?? undefined;
     const entries: RenderEntry[] = [
       ...result.matches.map((s) => ({ fullUrl: fullUrl(b, s), json: shape(s), search: { mode: 'match' as const } })),
-      ...result.included.map((s) => ({ fullUrl: fullUrl(b, s), json: shape(s), search: { mode: 'include' as const } })),
+      // _include and _revinclude reach other types: only those the caller may read come back.
+      ...result.included.filter((s) => mayAccess(principal, s.resourceType, 'r')).map((s) => ({ fullUrl: fullUrl(b, s), json: shape(s), search: { mode: 'include' as const } })),
     ];
     if (query.ignored.length > 0) {
       const ignored: OperationOutcome = outcome(

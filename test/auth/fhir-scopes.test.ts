@@ -103,6 +103,13 @@ describe('SMART scopes on the FHIR API (PGlite, patient index)', () => {
     await (await as('system/Observation.rs')).get('/fhir/Patient/sc-p1/$everything').expect(403);
   });
 
+  it('_include and _revinclude bring back only the types the caller may read', async () => {
+    const path = '/fhir/Observation?_id=sc-o1&_include=Observation:subject';
+    const types = async (a: request.Agent) => ((await a.get(path).expect(200)).body as Bundle).entry!.map((e) => `${e.search!.mode} ${e.resource!.resourceType}`).sort();
+    expect(await types(await as('system/Observation.rs'))).toEqual(['match Observation']);
+    expect(await types(await as('system/Observation.rs system/Patient.r'))).toEqual(['include Patient', 'match Observation']);
+  });
+
   it('$ihe-pix and $match need Patient r and s', async () => {
     const readOnly = await as('system/Patient.r');
     await readOnly.get('/fhir/Patient/$ihe-pix?sourceIdentifier=urn:oid:2.16.156.10011.1.11.1|sc-p1').expect(403);
