@@ -10,6 +10,7 @@ import type { StoredResource } from '../../store/stored';
 import type { PatientIndex } from '../../mpi';
 import { forbiddenFor, mayAccess, principalOf, requireOffice, requireScope } from '../auth/require';
 import { refusedEntries, withoutRefused } from './bundle-scopes';
+import { chainedTypes } from './chained-types';
 import { capabilityStatement } from './capability';
 import { expandPersons } from './person-search';
 import { subset } from './elements';
@@ -55,6 +56,7 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
   async function search(req: Request, res: Response, params: [string, string][]): Promise<void> {
     const type = knownType(req.params.type as string);
     const principal = requireScope(res, type, 's');
+    for (const t of chainedTypes(type, params)) requireScope(res, t, 's');
     const strict = preferHandling(req) === 'strict';
     const searched = mpi ? await expandPersons(mpi, repo.executor, type, params) : params;
     const { query, ...result } = await repo.search(type, searched, { strict });

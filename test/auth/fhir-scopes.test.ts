@@ -110,6 +110,14 @@ describe('SMART scopes on the FHIR API (PGlite, patient index)', () => {
     expect(await types(await as('system/Observation.rs system/Patient.r'))).toEqual(['include Patient', 'match Observation']);
   });
 
+  it('a chained parameter needs search on the type it reaches', async () => {
+    const path = `/fhir/Observation?subject:Patient.birthdate=1970-01-02`;
+    const refused = await (await as('system/Observation.rs system/Patient.r')).get(path).expect(403);
+    expect(refused.body.issue[0].diagnostics).toContain('system/Patient.s');
+    const found = await (await as('system/Observation.rs system/Patient.s')).get(path).expect(200);
+    expect((found.body as Bundle).entry!.map((e) => e.resource!.id)).toContain('sc-o1');
+  });
+
   it('$ihe-pix and $match need Patient r and s', async () => {
     const readOnly = await as('system/Patient.r');
     await readOnly.get('/fhir/Patient/$ihe-pix?sourceIdentifier=urn:oid:2.16.156.10011.1.11.1|sc-p1').expect(403);
