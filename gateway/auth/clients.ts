@@ -20,18 +20,16 @@ export interface Client {
 /** The clients allowed to ask for tokens, read once at start from CLIENTS_FILE. */
 export class ClientRegistry {
   private readonly byId: Map<string, Client>;
+  /** Every facility that has a client: the facilities a user token may name. */
+  readonly facilities: ReadonlySet<string>;
 
   constructor(clients: Client[]) {
     this.byId = new Map(clients.map((c) => [c.clientId, c]));
+    this.facilities = new Set(clients.map((c) => c.facility));
   }
 
   get(clientId: string): Client | undefined {
     return this.byId.get(clientId);
-  }
-
-  /** Every facility that has a client: the facilities a user token may name. */
-  get facilities(): Set<string> {
-    return new Set([...this.byId.values()].map((c) => c.facility));
   }
 }
 
