@@ -20,6 +20,7 @@ import { Client } from 'pg';
 import pino from 'pino';
 import { oru, syntheticPatient } from '../fixtures/synthetic/hl7';
 import { createApp } from '../gateway/app';
+import { testAuth, tokenFor } from '../test/support/auth';
 import { IngestService } from '../gateway/ingest/service';
 import { createValidator } from '../profiles/validator';
 import { processBundle } from '../store/bundle';
@@ -78,7 +79,7 @@ async function waitUntilApplied(store: OpenStore, expected: number): Promise<voi
 }
 
 /** K clients posting messages `from`..`to` (or until `until`), collecting ACK latencies. */
-async function post(base: string, tag: string, count: number, until?: number): Promise<{ latencies: number[]; sent: number }> {
+async function post(base: string, token: string, tag: string, count: number, until?: number): Promise<{ latencies: number[]; sent: number }> {
   const latencies: number[] = [];
   let next = 0;
   const client = async (): Promise<void> => {
@@ -86,7 +87,7 @@ async function post(base: string, tag: string, count: number, until?: number): P
       if (until ? Date.now() > until : next >= count) return;
       const i = next++;
       const t = performance.now();
-      const res = await fetch(`${base}/ingest/hl7v2`, { method: 'POST', headers: { 'content-type': 'application/hl7-v2' }, body: message(i, tag) });
+      const res = await fetch(`${base}/ingest/hl7v2`, { method: 'POST', headers: { 'content-type': 'application/hl7-v2', authorization: `Bearer ${token}` }, body: message(i, tag) });
       const ack = await res.text();
       latencies.push(performance.now() - t);
       if (res.status !== 200) throw new Error(`message ${i}: HTTP ${res.status} ${ack.replace(/\r/g, '\n')}`);
@@ -139,10 +140,12 @@ async function main(): Promise<void> {
       }
       await new Promise((res) => setTimeout(res, 8000)); // their validator compiles
     }
-    const server = createServer(createApp({ repo: store.repo, ingest })).listen(0, '127.0.0.1');
+    const app = createApp({ repo: store.repo, ingest, auth: await testAuth({ tokenTtlSeconds: 3600 }) });
+    const token = await tokenFor(app, 'city-hospital');
+    const server = createServer(app).listen(0, '127.0.0.1');
     await once(server, 'listening');
     const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    await post(baseUrl, 'WARM', 200);
+    await post(baseUrl, token, 'WARM', 200);
     await waitUntilApplied(store, 200);
 
     const rss: number[] = [];
@@ -152,7 +155,7 @@ async function main(): Promise<void> {
       if (DURATION) console.log(`  t=${rss.length * 5}s rss ${Math.round(rss[rss.length - 1] / 1048576)} MB`);
     }, 5000);
     t0 = performance.now();
-    const sent = await post(baseUrl, 'RUN', N, DURATION ? Date.now() + DURATION * 1000 : undefined);
+    const sent = await post(baseUrl, token, 'RUN', N, DURATION ? Date.now() + DURATION * 1000 : undefined);
     const postSeconds = (performance.now() - t0) / 1000;
     await waitUntilApplied(store, sent.sent + 200);
     const seconds = (performance.now() - t0) / 1000;

@@ -1,5 +1,8 @@
 import { DEFAULT_RULES_FILE } from '../mpi/rules';
 import { resolve } from 'node:path';
+import type { JWK } from 'jose';
+import type { OidcOptions } from './auth/user-tokens';
+import { parseMllpPeers, type MllpPeers } from './ingest/mllp-peers';
 
 /** pino's level names. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -34,7 +37,27 @@ export interface Config {
   mpiRulesFile: string;
   /** Key prefix of the queues in Redis (`QUEUE_PREFIX`, default `{fhirgw}`); gateways sharing a Redis need their own. */
   queuePrefix: string;
+  /** The registered clients (`CLIENTS_FILE`, default the demo's fixtures/demo-clients.json, refused with DEMO off). */
+  clientsFile: string;
+  /** The private JWK the gateway signs tokens with (`AUTH_SIGNING_KEY`, JSON); unset: generated once under DATA_DIR/auth. */
+  signingKeyJwk?: JWK;
+  /** `iss` of the gateway's tokens (`AUTH_ISSUER`, default the origin of BASE_URL). */
+  authIssuer: string;
+  /** Lifetime of an access token in seconds (`ACCESS_TOKEN_TTL`, default 300). */
+  accessTokenTtl: number;
+  /** The consortium office's facility id (`OFFICE_FACILITY`, default consortium-office). */
+  officeFacility: string;
+  /** Clinicians' tokens from an OpenID Connect provider (`OIDC_ISSUER` and `OIDC_JWKS_URL`, both or neither). */
+  oidc?: OidcOptions;
+  /** `/metrics` without a token (`METRICS_PUBLIC`, default on); off: the office's token. */
+  metricsPublic: boolean;
+  /** Who may connect to the MLLP listener, for which facilities (`MLLP_PEERS`). */
+  mllpPeers: MllpPeers;
+  /** Mutual TLS on the MLLP listener (`MLLP_TLS_CERT`, `MLLP_TLS_KEY`, `MLLP_TLS_CA`: PEM files, all three or none). */
+  mllpTls?: { certFile: string; keyFile: string; caFile: string };
 }
+
+export const DEMO_CLIENTS_FILE = resolve(__dirname, '../fixtures/demo-clients.json');
 
 /** A configuration error: its message is one line that names the variable. */
 export class ConfigError extends Error {
@@ -73,7 +96,33 @@ export function loadConfig(env: Env = process.env): Config {
   const queuePrefix = get('QUEUE_PREFIX') ?? '{fhirgw}';
   if (!/^\{[A-Za-z0-9_-]{1,40}\}$/.test(queuePrefix)) throw new ConfigError(`Invalid QUEUE_PREFIX: '${queuePrefix}' must look like {name} (a Redis Cluster hash tag)`);
 
-  return { port, dataDir, databaseUrl, redisUrl, logLevel, baseUrl, demo, pgMaxConnections, mllpPort, inlineWorker, workerConcurrency, sourcesFile, mpiRulesFile, queuePrefix };
+  const clientsFile = resolve(get('CLIENTS_FILE') ?? DEMO_CLIENTS_FILE);
+  // The demo's secrets are published with the code: never let them guard real records.
+  if (!demo && clientsFile === DEMO_CLIENTS_FILE) throw new ConfigError('Invalid CLIENTS_FILE: the demo clients (published secrets) are refused with DEMO off; set CLIENTS_FILE');
+  const signingKeyJwk = parseJwk('AUTH_SIGNING_KEY', get('AUTH_SIGNING_KEY'));
+  const authIssuer = (parseUrl('AUTH_ISSUER', get('AUTH_ISSUER'), ['http:', 'https:']) ?? new URL(baseUrl).origin).replace(/\/+$/, '');
+  const accessTokenTtl = parsePositiveInt('ACCESS_TOKEN_TTL', get('ACCESS_TOKEN_TTL') ?? '300', 3600);
+  const officeFacility = get('OFFICE_FACILITY') ?? 'consortium-office';
+  const oidcIssuer = get('OIDC_ISSUER');
+  const oidcJwks = parseUrl('OIDC_JWKS_URL', get('OIDC_JWKS_URL'), ['http:', 'https:']);
+  if ((oidcIssuer === undefined) !== (oidcJwks === undefined)) throw new ConfigError('Invalid OIDC_ISSUER / OIDC_JWKS_URL: set both or neither');
+  const oidc = oidcIssuer && oidcJwks ? { issuer: oidcIssuer, jwksUrl: oidcJwks, audience: get('OIDC_AUDIENCE'), facilityClaim: get('OIDC_FACILITY_CLAIM') ?? 'facility' } : undefined;
+  const metricsPublic = parseBoolean('METRICS_PUBLIC', get('METRICS_PUBLIC') ?? 'true');
+  let mllpPeers: MllpPeers;
+  try {
+    mllpPeers = parseMllpPeers(get('MLLP_PEERS'), demo);
+  } catch (err) {
+    throw new ConfigError(`Invalid MLLP_PEERS: ${(err as Error).message}`);
+  }
+
+  const tlsFiles = ['MLLP_TLS_CERT', 'MLLP_TLS_KEY', 'MLLP_TLS_CA'].map((n) => get(n));
+  if (tlsFiles.some((f) => f !== undefined) && !tlsFiles.every((f) => f !== undefined)) throw new ConfigError('Invalid MLLP_TLS_CERT / MLLP_TLS_KEY / MLLP_TLS_CA: set all three or none');
+  const mllpTls = tlsFiles[0] ? { certFile: resolve(tlsFiles[0]), keyFile: resolve(tlsFiles[1]!), caFile: resolve(tlsFiles[2]!) } : undefined;
+
+  return {
+    port, dataDir, databaseUrl, redisUrl, logLevel, baseUrl, demo, pgMaxConnections, mllpPort, inlineWorker, workerConcurrency, sourcesFile, mpiRulesFile, queuePrefix,
+    clientsFile, signingKeyJwk, authIssuer, accessTokenTtl, officeFacility, oidc, metricsPublic, mllpPeers, mllpTls,
+  };
 }
 
 function parsePort(name: string, raw: string): number {
@@ -103,6 +152,21 @@ function parseBoolean(name: string, raw: string): boolean {
   if (['1', 'true', 'yes', 'on'].includes(v)) return true;
   if (['0', 'false', 'no', 'off'].includes(v)) return false;
   throw new ConfigError(`Invalid ${name}: '${raw}' is not a boolean (use true/false, 1/0, yes/no or on/off)`);
+}
+
+function parseJwk(name: string, raw: string | undefined): JWK | undefined {
+  if (raw === undefined) return undefined;
+  let jwk: unknown;
+  try {
+    jwk = JSON.parse(raw);
+  } catch {
+    // Never echo the value: it is a private key.
+    throw new ConfigError(`Invalid ${name}: not JSON (expected a private JWK)`);
+  }
+  if (!jwk || typeof jwk !== 'object' || typeof (jwk as { kty?: unknown }).kty !== 'string' || typeof (jwk as { d?: unknown }).d !== 'string') {
+    throw new ConfigError(`Invalid ${name}: expected a private JWK (an object with kty and d)`);
+  }
+  return jwk as JWK;
 }
 
 function parseUrl(name: string, raw: string | undefined, protocols: string[]): string | undefined {

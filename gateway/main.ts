@@ -3,7 +3,7 @@
  * Redis (private child or REDIS_URL), the store, the HTTP server, the demo consortium, and an
  * orderly shutdown. Any startup failure prints one line and exits 1.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { Server as TcpServer } from 'node:net';
 import { join } from 'node:path';
@@ -21,6 +21,11 @@ import { startRecovery } from '../workers/recovery';
 import { loadSources, type SourceRegistry } from '../workers/sources';
 import { queueBoard } from './admin';
 import { createApp } from './app';
+import { createAuth, type Auth } from './auth';
+import { loadClients, type ClientRegistry } from './auth/clients';
+import { redisReplayGuard } from './auth/replay';
+import { officeOnly } from './auth/require';
+import { persistentSigningKey, signingKeyFromJwk, type SigningKey } from './auth/signing-key';
 import { loadDemo, loadDemoMessages } from './demo';
 import { createMllpServer } from './ingest/mllp';
 import { IngestService } from './ingest/service';
@@ -100,6 +105,19 @@ async function start(state: Running, log: Logger): Promise<void> {
     throw new StartupError(`cannot load the patient index rules (MPI_RULES_FILE): ${oneLine(err)}`);
   }
 
+  let clients: ClientRegistry;
+  try {
+    clients = loadClients(config.clientsFile);
+  } catch (err) {
+    throw new StartupError(`cannot load the clients (CLIENTS_FILE): ${oneLine(err)}`);
+  }
+  let signingKey: SigningKey;
+  try {
+    signingKey = config.signingKeyJwk ? await signingKeyFromJwk(config.signingKeyJwk) : await persistentSigningKey(join(config.dataDir, 'auth'));
+  } catch (err) {
+    throw new StartupError(`cannot load the token signing key (${config.signingKeyJwk ? 'AUTH_SIGNING_KEY' : `DATA_DIR/auth`}): ${oneLine(err)}`);
+  }
+
   // Compiled before the store opens so that, once listening, nothing blocks for seconds.
   let t = Date.now();
   const validate: Validator = createValidator();
@@ -140,16 +158,29 @@ async function start(state: Running, log: Logger): Promise<void> {
     state.stopRecovery = await startRecovery(store.db, queue, ingestLog, RECOVERY);
   }
 
+  const auth: Auth = createAuth({
+    clients,
+    signingKey,
+    issuer: config.authIssuer,
+    audience: config.baseUrl,
+    tokenTtlSeconds: config.accessTokenTtl,
+    officeFacility: config.officeFacility,
+    // Shared by every gateway on this Redis, so an assertion replayed at another one fails too.
+    replay: redisReplayGuard(state.redisClient),
+    oidc: config.oidc,
+  });
   const app = express();
   app.disable('x-powered-by');
   app.use(metricsMiddleware);
+  if (!config.metricsPublic) app.use('/metrics', auth.authenticate, officeOnly('Metrics'));
   app.use(createHealthRouter({ db: store.db, redis: state.redisClient }));
-  app.use('/admin/queues', queueBoard([queue], '/admin/queues'));
   app.use(
     createApp({
       repo: store.repo,
       ingest,
       mpi,
+      auth,
+      admin: queueBoard([queue], '/admin/queues'),
       baseUrl: config.baseUrl,
       // Message, code and stack only: driver errors carry a `detail` that can quote row values.
       onError: (err) => logger.error({ err: errorSummary(err) }, 'unexpected error while handling a request'),
@@ -158,7 +189,13 @@ async function start(state: Running, log: Logger): Promise<void> {
 
   state.server = await listen(createServer(app), config.port, 'PORT');
   if (config.mllpPort) {
-    const mllp = (state.mllp = createMllpServer({ receive: (m) => ingest.receiveHl7(m), log: ingestLog }));
+    let tls: { cert: Buffer; key: Buffer; ca: Buffer } | undefined;
+    try {
+      tls = config.mllpTls && { cert: readFileSync(config.mllpTls.certFile), key: readFileSync(config.mllpTls.keyFile), ca: readFileSync(config.mllpTls.caFile) };
+    } catch (err) {
+      throw new StartupError(`cannot read the MLLP TLS files (MLLP_TLS_CERT, MLLP_TLS_KEY, MLLP_TLS_CA): ${oneLine(err)}`);
+    }
+    const mllp = (state.mllp = createMllpServer({ receive: (m, facilities) => ingest.receiveHl7(m, undefined, facilities), peers: config.mllpPeers, tls, log: ingestLog }));
     await listen(mllp, config.mllpPort, 'MLLP_PORT');
   }
   log.debug({ uptimeMs: Math.round(process.uptime() * 1000) }, 'listening');

@@ -13,7 +13,7 @@ let resources: RestResource[] | undefined;
  * store supports for all of them, and each type's indexed search parameters (composite and
  * special parameters are not indexed, so they are not listed).
  */
-export function capabilityStatement(baseUrl: string, opts: { patientIndex: boolean } = { patientIndex: false }): CapabilityStatement {
+export function capabilityStatement(baseUrl: string, opts: { patientIndex: boolean; tokenUrl?: string } = { patientIndex: false }): CapabilityStatement {
   resources ??= buildResources();
   const patientOps = opts.patientIndex ? [EVERYTHING, ...PATIENT_INDEX_OPERATIONS] : [EVERYTHING];
   return {
@@ -28,6 +28,7 @@ export function capabilityStatement(baseUrl: string, opts: { patientIndex: boole
     rest: [
       {
         mode: 'server',
+        ...(opts.tokenUrl ? { security: smartSecurity(opts.tokenUrl) } : {}),
         documentation:
           'Search: token (system|code, code, |code, system|, :not, :text), string (starts-with by default, :exact, :contains; case-, accent- and width-insensitive), date (eq ne gt lt ge le sa eb ap, partial dates), reference (id, Type/id, :Type, chained param:Type.param), number and quantity (prefixes, value|system|code), :missing; _count with keyset next/previous links, _sort, _include/_revinclude (:iterate), _total=accurate, _summary=count|data|text, _elements. Prefer: handling=strict rejects unknown parameters; lenient (default) reports them in an OperationOutcome entry.',
         resource: opts.patientIndex ? resources.map((r) => (r.type === 'Patient' ? { ...r, operation: patientOps, documentation: PATIENT_INDEX_DOC } : r)) : resources,
@@ -35,6 +36,15 @@ export function capabilityStatement(baseUrl: string, opts: { patientIndex: boole
         operation: opts.patientIndex ? [EVERYTHING, { name: 'mpi-reviews', definition: `${OPERATION_BASE}/mpi-reviews` }] : [EVERYTHING],
       },
     ],
+  };
+}
+
+/** SMART on FHIR discovery in the CapabilityStatement, beside /.well-known/smart-configuration. */
+function smartSecurity(tokenUrl: string): NonNullable<CapabilityStatement['rest']>[number]['security'] {
+  return {
+    service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }],
+    description: 'Bearer tokens from the token endpoint (SMART Backend Services: client_credentials) or from the consortium OpenID Connect provider',
+    extension: [{ url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris', extension: [{ url: 'token', valueUri: tokenUrl }] }],
   };
 }
 

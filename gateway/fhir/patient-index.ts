@@ -3,12 +3,13 @@
  * operations (links, review queue, link/unlink, merge/unmerge). Handlers translate HTTP to
  * PatientIndex calls; the decisions live in mpi/.
  */
-import { Router, type Request } from 'express';
+import { Router, type Request, type Response } from 'express';
 import type { Identifier, Parameters, ParametersParameter, Patient } from '@medplum/fhirtypes';
 import type { PatientIndex } from '../../mpi';
 import { featuresOf } from '../../mpi/features';
 import { badRequest, notFound } from '../../store/errors';
 import type { Repository } from '../../store/repository';
+import { operatorName, requireOffice, requireScope } from '../auth/require';
 import { parametersBody, stringParam } from './params';
 import { fullUrl, renderBundle } from './render';
 import { sendJson } from './routes';
@@ -18,10 +19,11 @@ const MATCH_GRADE = 'http://hl7.org/fhir/StructureDefinition/match-grade';
 export function patientIndexRouter(repo: Repository, mpi: PatientIndex, configuredBase?: string): Router {
   const r = Router();
   const base = (req: Request): string => configuredBase ?? `${req.protocol}://${req.get('host')}${req.baseUrl}`;
-  // Until clients authenticate (access-control issue), the office names itself in a header.
-  const operator = (req: Request): string => req.get('X-Operator') ?? 'anonymous';
+  // The office's decisions are recorded under the authenticated caller, never a header's claim.
+  const office = (res: Response, operation: string): string => operatorName(requireOffice(res, operation));
 
   r.get('/Patient/\\$ihe-pix', async (req, res) => {
+    requireScope(res, 'Patient', 'r', 's');
     const query = new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
     const source = query.get('sourceIdentifier');
     const m = source ? /^([^|]+)\|(.+)$/.exec(source) : null;
@@ -52,6 +54,7 @@ export function patientIndexRouter(repo: Repository, mpi: PatientIndex, configur
   });
 
   r.post('/Patient/\\$match', async (req, res) => {
+    requireScope(res, 'Patient', 'r', 's');
     const params = parametersBody(req.body, '$match');
     const patient = params.find((p) => p.name === 'resource')?.resource as Patient | undefined;
     if (patient?.resourceType !== 'Patient') throw badRequest("$match: parameter 'resource' must hold a Patient");
@@ -77,6 +80,7 @@ export function patientIndexRouter(repo: Repository, mpi: PatientIndex, configur
   });
 
   r.get('/Patient/:id/\\$mpi-links', async (req, res) => {
+    requireScope(res, 'Patient', 'r');
     const person = await mpi.person(repo.executor, req.params.id as string);
     if (!person) throw notFound(`Patient/${req.params.id} is not in the patient index`);
     const links = await mpi.linksOf(repo.executor, person.goldenId);
@@ -101,6 +105,7 @@ export function patientIndexRouter(repo: Repository, mpi: PatientIndex, configur
   });
 
   r.get('/\\$mpi-reviews', async (req, res) => {
+    office(res, '$mpi-reviews');
     const query = new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
     const state = query.get('state') ?? 'open';
     if (!['open', 'accepted', 'rejected'].includes(state)) throw badRequest(`state must be open, accepted or rejected, got '${state}'`, ['state']);
@@ -124,37 +129,41 @@ export function patientIndexRouter(repo: Repository, mpi: PatientIndex, configur
   });
 
   r.post('/Patient/\\$mpi-review', async (req, res) => {
+    const operator = office(res, '$mpi-review');
     const params = parametersBody(req.body, '$mpi-review');
     const patient = idOf(stringParam(params, 'patient', '$mpi-review', true));
     const golden = idOf(stringParam(params, 'golden', '$mpi-review', true));
     const decision = stringParam(params, 'decision', '$mpi-review', true);
     if (decision !== 'accept' && decision !== 'reject') throw badRequest(`$mpi-review: decision must be accept or reject, got '${decision}'`);
     await repo.transaction(async (tx) => {
-      if (decision === 'accept') await mpi.link(tx, patient, golden, operator(req), 'review-accept');
-      else await mpi.reject(tx, patient, golden, operator(req));
+      if (decision === 'accept') await mpi.link(tx, patient, golden, operator, 'review-accept');
+      else await mpi.reject(tx, patient, golden, operator);
     });
     await sendLinks(res, patient);
   });
 
   r.post('/Patient/\\$mpi-link', async (req, res) => {
+    const operator = office(res, '$mpi-link');
     const params = parametersBody(req.body, '$mpi-link');
     const patient = idOf(stringParam(params, 'patient', '$mpi-link', true));
     const golden = stringParam(params, 'golden', '$mpi-link', true);
-    await repo.transaction((tx) => mpi.link(tx, patient, golden, operator(req)));
+    await repo.transaction((tx) => mpi.link(tx, patient, golden, operator));
     await sendLinks(res, patient);
   });
 
   r.post('/Patient/\\$mpi-unlink', async (req, res) => {
+    const operator = office(res, '$mpi-unlink');
     const patient = idOf(stringParam(parametersBody(req.body, '$mpi-unlink'), 'patient', '$mpi-unlink', true));
-    await repo.transaction((tx) => mpi.unlink(tx, patient, operator(req)));
+    await repo.transaction((tx) => mpi.unlink(tx, patient, operator));
     await sendLinks(res, patient);
   });
 
   r.post('/Patient/\\$mpi-merge', async (req, res) => {
+    const operator = office(res, '$mpi-merge');
     const params = parametersBody(req.body, '$mpi-merge');
     const source = stringParam(params, 'source', '$mpi-merge', true);
     const target = stringParam(params, 'target', '$mpi-merge', true);
-    const merge = await repo.transaction((tx) => mpi.merge(tx, source, target, stringParam(params, 'reason', '$mpi-merge') ?? 'office', operator(req)));
+    const merge = await repo.transaction((tx) => mpi.merge(tx, source, target, stringParam(params, 'reason', '$mpi-merge') ?? 'office', operator));
     if (!merge) throw badRequest('$mpi-merge: source and target are already one person');
     sendJson(res, 200, {
       resourceType: 'Parameters',
@@ -168,8 +177,9 @@ export function patientIndexRouter(repo: Repository, mpi: PatientIndex, configur
   });
 
   r.post('/Patient/\\$mpi-unmerge', async (req, res) => {
+    const operator = office(res, '$mpi-unmerge');
     const id = stringParam(parametersBody(req.body, '$mpi-unmerge'), 'merge', '$mpi-unmerge', true);
-    const merge = await repo.transaction((tx) => mpi.unmerge(tx, id, operator(req)));
+    const merge = await repo.transaction((tx) => mpi.unmerge(tx, id, operator));
     sendJson(res, 200, {
       resourceType: 'Parameters',
       parameter: [
@@ -179,7 +189,7 @@ export function patientIndexRouter(repo: Repository, mpi: PatientIndex, configur
     } satisfies Parameters);
   });
 
-  async function sendLinks(res: import('express').Response, patientId: string): Promise<void> {
+  async function sendLinks(res: Response, patientId: string): Promise<void> {
     const person = await mpi.person(repo.executor, patientId);
     sendJson(res, 200, {
       resourceType: 'Parameters',

@@ -1,13 +1,16 @@
 import { Router, type Request, type Response } from 'express';
-import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
+import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { processBundle, type BundleResponseEntry } from '../../store/bundle';
 import { badRequest, FhirError, notSupported, outcome } from '../../store/errors';
 import type { Repository } from '../../store/repository';
 import { encodeCursor, DEFAULT_COUNT, MAX_COUNT, splitValues } from '../../store/search/parse';
 import type { Cursor } from '../../store/search/query';
-import { isKnownResourceType } from '../../store/search-params';
+import { isKnownResourceType, resourceTypes } from '../../store/search-params';
 import type { StoredResource } from '../../store/stored';
 import type { PatientIndex } from '../../mpi';
+import { forbiddenFor, mayAccess, principalOf, requireOffice, requireScope } from '../auth/require';
+import { refusedEntries, withoutRefused } from './bundle-scopes';
+import { chainedTypes } from './chained-types';
 import { capabilityStatement } from './capability';
 import { expandPersons } from './person-search';
 import { subset } from './elements';
@@ -19,15 +22,25 @@ export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
  * FHIR R4 REST. Handlers only translate HTTP to repository calls and results back to HTTP;
  * FHIR semantics live in store/.
  */
-export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: PatientIndex): Router {
+export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: PatientIndex, tokenUrl?: string): Router {
   const r = Router();
   const base = (req: Request): string => configuredBase ?? `${req.protocol}://${req.get('host')}${req.baseUrl}`;
 
-  r.get('/metadata', (req, res) => sendJson(res, 200, capabilityStatement(base(req), { patientIndex: mpi !== undefined })));
-  r.get('/_history', async (req, res) => history(req, res, {}));
+  r.get('/metadata', (req, res) => sendJson(res, 200, capabilityStatement(base(req), { patientIndex: mpi !== undefined, tokenUrl })));
+  r.get('/_history', async (req, res) => {
+    // Every type's history includes the AuditEvents.
+    requireOffice(res, 'The history of the whole server');
+    requireScope(res, '*', 'r');
+    await history(req, res, {});
+  });
 
   r.post('/', async (req, res) => {
-    const result = await processBundle(repo, requireBody(req) as never);
+    const bundle = requireBody(req) as Bundle;
+    const refused = refusedEntries(principalOf(res), bundle);
+    // A transaction is all or nothing; in a batch each refused entry fails alone.
+    if (refused.size > 0 && bundle.type !== 'batch') throw refused.values().next().value!;
+    const result = await processBundle(repo, refused.size > 0 ? withoutRefused(bundle, refused) : bundle);
+    for (const [i, err] of refused) result.entries[i] = { status: '403', outcome: err.outcome };
     const b = base(req);
     const entries: RenderEntry[] = result.entries.map((e) => responseEntry(b, e));
     sendText(res, 200, renderBundle({ type: result.type }, entries));
@@ -42,6 +55,8 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
 
   async function search(req: Request, res: Response, params: [string, string][]): Promise<void> {
     const type = knownType(req.params.type as string);
+    const principal = requireScope(res, type, 's');
+    for (const t of chainedTypes(type, params)) requireScope(res, t, 's');
     const strict = preferHandling(req) === 'strict';
     const searched = mpi ? await expandPersons(mpi, repo.executor, type, params) : params;
     const { query, ...result } = await repo.search(type, searched, { strict });
@@ -58,7 +73,8 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
       query.elements || query.summary ? JSON.stringify(subset(s.resource, { elements: query.elements, summary: query.summary })) : s.json ?? undefined;
     const entries: RenderEntry[] = [
       ...result.matches.map((s) => ({ fullUrl: fullUrl(b, s), json: shape(s), search: { mode: 'match' as const } })),
-      ...result.included.map((s) => ({ fullUrl: fullUrl(b, s), json: shape(s), search: { mode: 'include' as const } })),
+      // _include and _revinclude reach other types: only those the caller may read come back.
+      ...result.included.filter((s) => mayAccess(principal, s.resourceType, 'r')).map((s) => ({ fullUrl: fullUrl(b, s), json: shape(s), search: { mode: 'include' as const } })),
     ];
     if (query.ignored.length > 0) {
       const ignored: OperationOutcome = outcome(
@@ -71,6 +87,7 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
 
   r.post('/:type', async (req, res) => {
     const type = knownType(req.params.type as string);
+    requireScope(res, type, 'c');
     const resource = bodyResource(req, type);
     const ifNoneExist = req.get('If-None-Exist');
     const { status, stored } = await repo.create(resource, { ifNoneExist: ifNoneExist ? [...new URLSearchParams(ifNoneExist)] : undefined });
@@ -80,13 +97,14 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
   // Conditional update: PUT Type?identifier=...
   r.put('/:type', async (req, res) => {
     const type = knownType(req.params.type as string);
+    requireScope(res, type, 'u');
     const condition = queryPairs(req);
     if (condition.length === 0) throw badRequest('PUT on a type needs a search condition, or use PUT Type/id');
     const { status, stored } = await repo.conditionalUpdate(bodyResource(req, type), condition);
     sendStored(req, res, status, stored, base(req));
   });
 
-  r.get('/:type/_history', async (req, res) => history(req, res, { type: knownType(req.params.type as string) }));
+  r.get('/:type/_history', async (req, res) => history(req, res, { type: readable(res, req.params.type as string) }));
 
   async function history(req: Request, res: Response, scope: { type?: string; id?: string }): Promise<void> {
     const params = new URLSearchParams(queryPairs(req));
@@ -112,12 +130,13 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
   }
 
   r.get('/:type/:id', async (req, res) => {
-    const type = knownType(req.params.type as string);
+    const type = readable(res, req.params.type as string);
     sendStored(req, res, 200, await repo.read(type, req.params.id as string), base(req));
   });
 
   r.put('/:type/:id', async (req, res) => {
     const type = knownType(req.params.type as string);
+    requireScope(res, type, 'u');
     const resource = bodyResource(req, type);
     if (resource.id !== req.params.id) throw badRequest(`Resource id '${resource.id ?? ''}' does not match the URL id '${req.params.id}'`, [`${type}.id`]);
     const { status, stored } = await repo.update(resource, { ifMatch: ifMatch(req) });
@@ -125,14 +144,16 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
   });
 
   r.delete('/:type/:id', async (req, res) => {
-    await repo.delete(knownType(req.params.type as string), req.params.id as string, { ifMatch: ifMatch(req) });
+    const type = knownType(req.params.type as string);
+    requireScope(res, type, 'd');
+    await repo.delete(type, req.params.id as string, { ifMatch: ifMatch(req) });
     res.status(204).end();
   });
 
-  r.get('/:type/:id/_history', async (req, res) => history(req, res, { type: knownType(req.params.type as string), id: req.params.id as string }));
+  r.get('/:type/:id/_history', async (req, res) => history(req, res, { type: readable(res, req.params.type as string), id: req.params.id as string }));
 
   r.get('/:type/:id/_history/:vid', async (req, res) => {
-    const stored = await repo.vread(knownType(req.params.type as string), req.params.id as string, req.params.vid as string);
+    const stored = await repo.vread(readable(res, req.params.type as string), req.params.id as string, req.params.vid as string);
     sendStored(req, res, 200, stored, base(req));
   });
 
@@ -141,14 +162,16 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
       throw notSupported(`Operation ${req.params.type}/${req.params.id}/${req.params.operation} is not supported`);
     }
     const id = req.params.id as string;
+    requireScope(res, 'Patient', 'r');
     await repo.read('Patient', id);
     // The whole person: a golden record or any linked registration brings every facility's records.
     const person = await mpi?.person(repo.executor, id);
     const params = new URLSearchParams(queryPairs(req));
     const since = params.get('_since') ?? undefined;
     if (since !== undefined && Number.isNaN(Date.parse(since))) throw badRequest(`_since must be an instant, got '${since}'`, ['_since']);
-    const types = params.get('_type') ? splitValues(params.get('_type')!) : undefined;
-    for (const t of types ?? []) knownType(t);
+    const requested = params.get('_type') ? splitValues(params.get('_type')!) : undefined;
+    for (const t of requested ?? []) knownType(t);
+    const types = everythingTypes(res, requested);
     const count = params.has('_count') ? pageSize(params.get('_count')) : MAX_COUNT;
     const cursor = params.get('_cursor') ? decodeHistoryCursor(params.get('_cursor')!) : undefined;
     const page = await repo.everything(person ? [person.goldenId, ...person.members] : [id], { since, types, count, cursor });
@@ -163,6 +186,27 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
   });
 
   return r;
+}
+
+/** A known type the caller may read (read, vread, history). */
+function readable(res: Response, type: string): string {
+  requireScope(res, knownType(type), 'r');
+  return type;
+}
+
+/**
+ * The types `$everything` may return: those asked for, each of which the caller must be
+ * allowed to read, or else every type it may read (no filter when that is all of them).
+ */
+function everythingTypes(res: Response, requested: string[] | undefined): string[] | undefined {
+  const p = principalOf(res);
+  if (requested) {
+    for (const t of requested) if (!mayAccess(p, t, 'r')) throw forbiddenFor(p, t, 'r');
+    return requested;
+  }
+  const all = resourceTypes();
+  const allowed = all.filter((t) => mayAccess(p, t, 'r'));
+  return allowed.length === all.length ? undefined : allowed;
 }
 
 function knownType(type: string): string {

@@ -1,5 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import { peerFacilities, type MllpPeers } from './mllp-peers';
 import type { Hl7Receipt } from './service';
 
 const VT = 0x0b;
@@ -7,8 +9,12 @@ const FS = 0x1c;
 const CR = 0x0d;
 
 export interface MllpOptions {
-  /** Receives one message's bytes (without framing) and returns its ACK. */
-  receive: (message: Buffer) => Promise<Hl7Receipt>;
+  /** Receives one message's bytes (without framing), sent for one of `facilities`, and returns its ACK. */
+  receive: (message: Buffer, facilities: ReadonlySet<string>) => Promise<Hl7Receipt>;
+  /** Who may connect, and for which facilities (MLLP_PEERS); not consulted under mutual TLS. */
+  peers: MllpPeers;
+  /** Mutual TLS (MLLP_TLS_CERT, MLLP_TLS_KEY, MLLP_TLS_CA): a client certificate from the CA, its CN the facility. */
+  tls?: { cert: Buffer; key: Buffer; ca: Buffer };
   log: Logger;
   /** A frame larger than this closes the connection (a sender not speaking MLLP, or a runaway). */
   maxMessageBytes?: number;
@@ -19,16 +25,28 @@ export interface MllpOptions {
 /**
  * The MLLP listener: `<VT> message <FS><CR>` frames, many per connection, answered one ACK
  * per message in the order received, as interface engines expect. The same receipt as
- * `POST /ingest/hl7v2`, so the same ACK semantics.
+ * `POST /ingest/hl7v2`, so the same ACK semantics. MLLP has no credentials of its own: a
+ * sender is known by its address, and one not in MLLP_PEERS is cut off before it says a word;
+ * under mutual TLS it is known by its certificate instead.
  */
 export function createMllpServer(opts: MllpOptions): Server {
   const max = opts.maxMessageBytes ?? 10 * 1024 * 1024;
-  const server = createServer((socket) => handle(socket, opts, max));
+  const server = opts.tls
+    ? createTlsServer({ ...opts.tls, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (socket) => handle(socket, opts, max))
+    : createServer((socket) => handle(socket, opts, max));
+  // A failed handshake (no certificate, another CA) is the peer's problem, not the listener's.
+  server.on('tlsClientError', (err) => opts.log.warn({ err: err.message }, 'MLLP TLS handshake refused'));
   server.on('error', (err) => opts.log.error({ err: err.message }, 'MLLP listener error'));
   return server;
 }
 
 function handle(socket: Socket, opts: MllpOptions, max: number): void {
+  const facilities = socket instanceof TLSSocket ? certificateFacility(socket) : peerFacilities(opts.peers, socket.remoteAddress);
+  if (!facilities) {
+    opts.log.warn({ remote: socket.remoteAddress }, 'MLLP connection from a peer not in MLLP_PEERS, or without a facility in its certificate; closed');
+    socket.destroy();
+    return;
+  }
   socket.setTimeout(opts.idleTimeoutMs ?? 300_000, () => socket.end());
   let buffer = Buffer.alloc(0);
   // Messages of one connection are answered in order: each waits for the one before.
@@ -53,16 +71,23 @@ function handle(socket: Socket, opts: MllpOptions, max: number): void {
       const message = Buffer.from(buffer.subarray(start + 1, end));
       // <FS> must be followed by <CR>; tolerate senders that omit it by not consuming the byte.
       buffer = buffer.subarray(buffer[end + 1] === CR ? end + 2 : end + 1);
-      chain = chain.then(() => answer(socket, opts, message));
+      chain = chain.then(() => answer(socket, opts, message, facilities));
     }
   });
   socket.on('error', (err) => opts.log.debug({ err: err.message }, 'MLLP connection error'));
 }
 
-async function answer(socket: Socket, opts: MllpOptions, message: Buffer): Promise<void> {
+/** The facility a verified client certificate names in its subject CN. */
+function certificateFacility(socket: TLSSocket): ReadonlySet<string> | undefined {
+  const cn = socket.getPeerCertificate()?.subject?.CN;
+  const name = Array.isArray(cn) ? undefined : cn;
+  return socket.authorized && name ? new Set([name]) : undefined;
+}
+
+async function answer(socket: Socket, opts: MllpOptions, message: Buffer, facilities: ReadonlySet<string>): Promise<void> {
   let ack: Buffer;
   try {
-    ack = (await opts.receive(message)).ack;
+    ack = (await opts.receive(message, facilities)).ack;
   } catch (err) {
     // Not stored (database away): say nothing rather than a false ACK; the sender resends.
     opts.log.error({ err: (err as Error).message }, 'MLLP message could not be stored; closing the connection');

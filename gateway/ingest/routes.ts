@@ -2,6 +2,8 @@ import express, { Router, type Request } from 'express';
 import iconv from 'iconv-lite';
 import { MappingError } from '../../mappers/types';
 import { badRequest, FhirError } from '../../store/errors';
+import type { Principal } from '../auth/principal';
+import { isOffice, principalOf } from '../auth/require';
 import type { StoredMessage } from '../../store/messages';
 import { sendJson } from '../fhir/routes';
 import type { IngestService } from './service';
@@ -21,25 +23,38 @@ export function ingestRouter(service: IngestService, limit = '10mb'): Router {
   const raw = express.raw({ type: [...HL7_TYPES, ...RECORD_TYPES], limit });
 
   r.post('/hl7v2', raw, async (req, res) => {
-    const receipt = await service.receiveHl7(requireBody(req), charsetOf(req));
-    res.status(ACK_STATUS[receipt.code]).type(`application/hl7-v2; charset=${receipt.charset}`);
+    const sender = new Set([principalOf(res).facility]);
+    const receipt = await service.receiveHl7(requireBody(req), charsetOf(req), sender);
+    res.status(receipt.forbidden ? 403 : ACK_STATUS[receipt.code]).type(`application/hl7-v2; charset=${receipt.charset}`);
     if (receipt.messageId) res.set('X-Message-Id', receipt.messageId).set('Location', `${req.baseUrl}/messages/${receipt.messageId}`);
     res.send(receipt.ack);
   });
 
   r.get('/quality', async (_req, res) => {
-    sendJson(res, 200, { sources: await service.quality() });
+    const p = principalOf(res);
+    sendJson(res, 200, { sources: await service.quality(isOffice(p) ? undefined : p.facility) });
   });
 
   r.get('/messages/:id', async (req, res) => {
-    sendJson(res, 200, view(await service.status(req.params.id)));
+    const message = await service.status(req.params.id);
+    requireSender(principalOf(res), message.source);
+    sendJson(res, 200, view(message));
   });
 
   r.post('/messages/:id/\\$replay', async (req, res) => {
+    requireSender(principalOf(res), (await service.status(req.params.id)).source);
     sendJson(res, 202, view(await service.replay(req.params.id)));
   });
 
+  /** A message's fate is its sender's business, and the office's. */
+  function requireSender(p: Principal, source: string): void {
+    if (!isOffice(p) && service.facilityOf(source) !== p.facility) throw new FhirError(403, 'forbidden', 'This message was sent by another facility');
+  }
+
   r.post('/:source', raw, async (req, res) => {
+    const facility = service.facilityOf(req.params.source);
+    // Before anything is mapped or stored: a facility sends only as its own sources.
+    if (facility !== undefined && facility !== principalOf(res).facility) throw new FhirError(403, 'forbidden', `Source '${req.params.source}' belongs to another facility`);
     const bytes = requireBody(req);
     const charset = charsetOf(req) ?? 'utf-8';
     if (!iconv.encodingExists(charset)) throw badRequest(`Unsupported charset '${charset}'`);

@@ -14,6 +14,8 @@ import { ingestMetrics } from '../../workers/metrics';
 import { enqueueMessages, type IngestJob } from '../../workers/queues';
 import type { SourceRegistry } from '../../workers/sources';
 import { buildAck, type AckCode } from './ack';
+import { foreignMrnFacility } from './foreign-mrn';
+import { ANY_FACILITY } from './mllp-peers';
 import { ReceiptWriter } from './receipts';
 
 export interface Hl7Receipt {
@@ -23,6 +25,8 @@ export interface Hl7Receipt {
   charset: string;
   /** Absent when the message was refused before it could be stored (AR). */
   messageId?: string;
+  /** AR because the sender may not send for the facility the message names. */
+  forbidden?: boolean;
 }
 
 export interface RecordReceipt {
@@ -52,19 +56,34 @@ export class IngestService {
     this.writer = new ReceiptWriter(deps.repo.executor, deps.queue, deps.log);
   }
 
-  async receiveHl7(bytes: Buffer, contentTypeCharset?: string): Promise<Hl7Receipt> {
+  /**
+   * `senderFacilities`: the facilities the authenticated sender may send for (an HTTP
+   * client's one, an MLLP peer's list); unset only for the gateway's own callers (demo load).
+   */
+  async receiveHl7(bytes: Buffer, contentTypeCharset?: string, senderFacilities?: ReadonlySet<string>): Promise<Hl7Receipt> {
     let header: Hl7Header;
+    let text: string;
     let charset = 'UTF-8';
     try {
       const decoded = decodeEr7(bytes, contentTypeCharset);
       charset = decoded.charset;
-      header = readHeader(decoded.text);
+      text = decoded.text;
+      header = readHeader(text);
     } catch (err) {
       return this.refuse(err, charset);
     }
     const ctx = header.sendingFacility ? this.deps.sources.forSendingFacility(header.sendingFacility) : undefined;
     if (!ctx) {
       return this.refuse(new MappingError(`sending facility '${header.sendingFacility}' is not a registered source`, { segment: 'MSH', field: 4 }, 'not-supported'), charset, header);
+    }
+    if (senderFacilities && !senderFacilities.has(ANY_FACILITY) && !senderFacilities.has(ctx.source.facility)) {
+      const refused = this.refuse(new MappingError(`sending facility '${header.sendingFacility}' is not a source of the sender's facility`, { segment: 'MSH', field: 4 }, 'not-supported'), charset, header);
+      return { ...refused, forbidden: true };
+    }
+    const foreign = foreignMrnFacility(text, ctx.source, this.deps.sources.sources);
+    if (foreign) {
+      const refused = this.refuse(new MappingError(`the patient's MRN is assigned by another facility (${foreign}); a source files its own patients only`, { segment: 'PID', field: 3 }, 'not-supported'), charset, header);
+      return { ...refused, forbidden: true };
     }
     const { message, error } = this.checked({ id: randomUUID(), source: ctx.source.id, kind: [header.messageCode, header.triggerEvent].filter(Boolean).join('^'), controlId: header.controlId, charset, body: bytes });
     // A header the gateway cannot honour (message type, version, sender) is rejected, not kept.
@@ -110,8 +129,15 @@ export class IngestService {
     return { message: { ...m, state: 'received', patientKey: patientKey(mapped) } };
   }
 
-  quality(): Promise<SourceQuality[]> {
-    return messageLog.quality(this.deps.repo.executor);
+  /** Per source; `facility` set: only that facility's sources. */
+  async quality(facility?: string): Promise<SourceQuality[]> {
+    const all = await messageLog.quality(this.deps.repo.executor);
+    return facility === undefined ? all : all.filter((q) => this.facilityOf(q.source) === facility);
+  }
+
+  /** The facility a registered source belongs to. */
+  facilityOf(sourceId: string): string | undefined {
+    return this.deps.sources.get(sourceId)?.source.facility;
   }
 
   async status(id: string): Promise<StoredMessage & { job?: string }> {

@@ -2,17 +2,20 @@ import request from 'supertest';
 import type { Bundle, CapabilityStatement, OperationOutcome, Patient } from '@medplum/fhirtypes';
 import { DRIVERS } from '../support/stores';
 import { startTestServer, type TestServer } from '../support/server';
+import { agentFor, OFFICE } from '../support/auth';
 import { labObservation, MRN_CITY, transaction } from '../support/fixtures';
 
 const FHIR = 'application/fhir+json';
 
 describe.each(DRIVERS)('FHIR REST over HTTP on %s', (driver) => {
   let t: TestServer;
+  let office: request.Agent;
   beforeAll(async () => {
     t = await startTestServer(driver);
+    office = await agentFor(t.app, OFFICE);
   });
   afterAll(() => t.close());
-  const api = () => request(t.app);
+  const api = () => office;
 
   it('serves a CapabilityStatement listing types, interactions and search parameters', async () => {
     const res = await api().get('/fhir/metadata').expect(200);

@@ -4,6 +4,7 @@ import Client from 'fhir-kit-client';
 import type { Bundle, Observation, Patient } from '@medplum/fhirtypes';
 import { DRIVERS } from '../support/stores';
 import { startTestServer, type TestServer } from '../support/server';
+import { OFFICE, tokenFor } from '../support/auth';
 import { ID_SYSTEM, labObservation, MRN_CITY } from '../support/fixtures';
 
 describe.each(DRIVERS)('fhir-kit-client against the gateway on %s', (driver) => {
@@ -11,7 +12,7 @@ describe.each(DRIVERS)('fhir-kit-client against the gateway on %s', (driver) => 
   let client: Client;
   beforeAll(async () => {
     t = await startTestServer(driver);
-    client = new Client({ baseUrl: t.baseUrl });
+    client = new Client({ baseUrl: t.baseUrl, customHeaders: { Authorization: `Bearer ${await tokenFor(t.app, OFFICE)}` } });
   });
   afterAll(() => t.close());
 

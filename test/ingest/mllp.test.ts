@@ -2,6 +2,7 @@ import { connect, type Server } from 'node:net';
 import { once } from 'node:events';
 import { adt, oru, syntheticPatient } from '../../fixtures/synthetic/hl7';
 import { createMllpServer } from '../../gateway/ingest/mllp';
+import { parseMllpPeers } from '../../gateway/ingest/mllp-peers';
 import { openIngestHarness, silent, type IngestHarness } from '../support/ingest';
 
 const frame = (s: string): Buffer => Buffer.concat([Buffer.from([0x0b]), Buffer.from(s, 'utf8'), Buffer.from([0x1c, 0x0d])]);
@@ -13,7 +14,8 @@ describe('MLLP listener', () => {
   beforeAll(async () => {
     h = await openIngestHarness('postgres');
     h.startWorker();
-    server = createMllpServer({ receive: (m) => h.ingest.receiveHl7(m), log: silent });
+    // The demo's default: loopback may send for every facility.
+    server = createMllpServer({ receive: (m, f) => h.ingest.receiveHl7(m, undefined, f), peers: parseMllpPeers(undefined, true), log: silent });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     port = (server.address() as { port: number }).port;

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import iconv from 'iconv-lite';
-import request from 'supertest';
+import type request from 'supertest';
 import type { Bundle, Observation, Patient } from '@medplum/fhirtypes';
 import { adt, oru, type Hl7Patient } from '../../fixtures/synthetic/hl7';
 import { resourceId } from '../../mappers/ids';
@@ -9,6 +9,7 @@ import { messageLog } from '../../store/messages';
 import { applyMessage } from '../../workers/ingest';
 import { demoSources, openIngestHarness, silent, type IngestHarness } from '../support/ingest';
 import { DRIVERS } from '../support/stores';
+import { agentFor, facilityAgents, OFFICE } from '../support/auth';
 
 const HL7 = 'application/hl7-v2';
 const wang: Hl7Patient = { mrn: '10000101', family: '王', given: '小明', birth: '19580312', sex: 'M', phone: '17000000101' };
@@ -23,12 +24,15 @@ function msa(ack: string): [string, string] {
 
 describe.each(DRIVERS)('ingest pipeline on %s with Redis', (driver) => {
   let h: IngestHarness;
+  let city: request.Agent;
   beforeAll(async () => {
     h = await openIngestHarness(driver);
     h.startWorker();
+    city = await agentFor(h.app, 'city-hospital');
   });
   afterAll(() => h.close());
-  const api = () => request(h.app);
+  // The city hospital sends every message here, and reads what it sent.
+  const api = () => city;
 
   async function post(message: string): Promise<{ id: string; ack: string; status: number }> {
     const res = await api().post('/ingest/hl7v2').set('Content-Type', HL7).send(message);
@@ -167,30 +171,32 @@ describe.each(DRIVERS)('ingest pipeline on %s with Redis', (driver) => {
 describe('demo and broken fixtures through HTTP receipt (PostgreSQL, Redis)', () => {
   const FIXTURES = resolve(__dirname, '../../fixtures/messages');
   let h: IngestHarness;
+  let as: Record<string, request.Agent>;
   beforeAll(async () => {
     h = await openIngestHarness('postgres');
     h.startWorker();
+    as = await facilityAgents(h.app, ['city-hospital', 'county-hospital', 'community-centre-a', OFFICE]);
   });
   afterAll(() => h.close());
 
   it('every demo record is acknowledged and applied', async () => {
     const ids: string[] = [];
     for (const file of readdirSync(join(FIXTURES, 'city-hospital')).filter((f) => f.endsWith('.hl7')).sort()) {
-      const res = await request(h.app).post('/ingest/hl7v2').set('Content-Type', HL7).send(readFileSync(join(FIXTURES, 'city-hospital', file)));
+      const res = await as['city-hospital'].post('/ingest/hl7v2').set('Content-Type', HL7).send(readFileSync(join(FIXTURES, 'city-hospital', file)));
       expect([file, res.status]).toEqual([file, 200]);
       ids.push(res.headers['x-message-id']);
     }
     for (const source of ['county-hospital', 'community-centre-a']) {
       for (const file of readdirSync(join(FIXTURES, source)).sort()) {
         const type = file.endsWith('.csv') ? 'text/csv' : 'application/json';
-        const res = await request(h.app).post(`/ingest/${source}`).set('Content-Type', `${type}; charset=utf-8`).send(readFileSync(join(FIXTURES, source, file), 'utf8'));
+        const res = await as[source].post(`/ingest/${source}`).set('Content-Type', `${type}; charset=utf-8`).send(readFileSync(join(FIXTURES, source, file), 'utf8'));
         expect([file, res.status, res.body.failed]).toEqual([file, 202, 0]);
         ids.push(...(res.body.messages as { id: string }[]).map((m) => m.id));
       }
     }
     const finished = await h.waitForFinished(ids);
     expect(finished.filter((m) => m.state !== 'done').map((m) => [m.kind, m.outcome])).toEqual([]);
-    const quality = await request(h.app).get('/ingest/quality').expect(200);
+    const quality = await as[OFFICE].get('/ingest/quality').expect(200);
     const county = (quality.body.sources as { source: string; topUnmapped: { code: string }[] }[]).find((s) => s.source === 'county-hospital')!;
     expect(county.topUnmapped.map((u) => u.code)).toEqual(expect.arrayContaining(['0299', 'ZD099']));
   });
@@ -204,7 +210,7 @@ describe('demo and broken fixtures through HTTP receipt (PostgreSQL, Redis)', ()
       ['339921199006180572', ['Z0000205', 'C0000305']],
     ];
     for (const [idNumber, mrns] of cast) {
-      const res = await request(h.app).get(`/fhir/Patient/$ihe-pix?sourceIdentifier=urn:oid:2.16.156.10011.1.3|${idNumber}`).expect(200);
+      const res = await as[OFFICE].get(`/fhir/Patient/$ihe-pix?sourceIdentifier=urn:oid:2.16.156.10011.1.3|${idNumber}`).expect(200);
       const values = (res.body.parameter as { name: string; valueIdentifier?: { value: string } }[]).filter((p) => p.name === 'targetIdentifier').map((p) => p.valueIdentifier!.value);
       expect([idNumber.slice(-4), values]).toEqual([idNumber.slice(-4), expect.arrayContaining(mrns)]);
     }
@@ -212,7 +218,7 @@ describe('demo and broken fixtures through HTTP receipt (PostgreSQL, Redis)', ()
 
   it('a GB18030 message declared in the Content-Type is read and answered in GB18030', async () => {
     const utf8 = oru(wang, 'MSG-GB-1', 'RGB1').replace('UNICODE UTF-8', 'GB 18030-2000');
-    const res = await request(h.app).post('/ingest/hl7v2').set('Content-Type', 'application/hl7-v2; charset=gb18030').send(iconv.encode(utf8, 'gb18030')).buffer(true).parse((r, cb) => {
+    const res = await as['city-hospital'].post('/ingest/hl7v2').set('Content-Type', 'application/hl7-v2; charset=gb18030').send(iconv.encode(utf8, 'gb18030')).buffer(true).parse((r, cb) => {
       const chunks: Buffer[] = [];
       r.on('data', (c: Buffer) => chunks.push(c));
       r.on('end', () => cb(null, Buffer.concat(chunks)));
@@ -221,13 +227,13 @@ describe('demo and broken fixtures through HTTP receipt (PostgreSQL, Redis)', ()
     expect(res.headers['content-type']).toContain('gb18030');
     const [done] = await h.waitForFinished([res.headers['x-message-id']]);
     expect(done.state).toBe('done');
-    const report = await request(h.app).get(`/fhir/DiagnosticReport?patient=${patientId(wang.mrn)}&identifier=RGB1`).expect(200);
+    const report = await as[OFFICE].get(`/fhir/DiagnosticReport?patient=${patientId(wang.mrn)}&identifier=RGB1`).expect(200);
     expect(JSON.stringify(report.body)).toContain('血常规');
   });
 
   const brokenHl7 = JSON.parse(readFileSync(join(FIXTURES, 'broken/city-hospital/expected.json'), 'utf8')) as Record<string, { location: string; ack: 'AE' | 'AR' }>;
   it.each(Object.entries(brokenHl7))('broken HL7 %s gets %j', async (file, want) => {
-    const res = await request(h.app).post('/ingest/hl7v2').set('Content-Type', HL7).send(readFileSync(join(FIXTURES, 'broken/city-hospital', file)));
+    const res = await as['city-hospital'].post('/ingest/hl7v2').set('Content-Type', HL7).send(readFileSync(join(FIXTURES, 'broken/city-hospital', file)));
     expect(res.status).toBe(want.ack === 'AR' ? 400 : 422);
     const ack = res.text.split('\r');
     expect(ack.find((s) => s.startsWith('MSA|'))!.split('|')[1]).toBe(want.ack);
@@ -243,7 +249,7 @@ describe('demo and broken fixtures through HTTP receipt (PostgreSQL, Redis)', ()
     const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Record<string, { stage: string; location: string; record?: number }>;
     for (const [file, want] of Object.entries(expected)) {
       const type = file.endsWith('.csv') ? 'text/csv' : 'application/json';
-      const res = await request(h.app).post(`/ingest/${source}`).set('Content-Type', type).send(readFileSync(join(dir, file), 'utf8'));
+      const res = await as[source].post(`/ingest/${source}`).set('Content-Type', type).send(readFileSync(join(dir, file), 'utf8'));
       if (want.stage === 'split') {
         expect([file, res.status, res.body.issue[0].expression]).toEqual([file, 400, [want.location]]);
       } else {

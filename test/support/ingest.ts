@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Queue, Worker } from 'bullmq';
 import pino from 'pino';
+import { queueBoard } from '../../gateway/admin';
 import { createApp } from '../../gateway/app';
 import { IngestService } from '../../gateway/ingest/service';
 import { messageLog, type StoredMessage } from '../../store/messages';
@@ -9,6 +10,7 @@ import { startIngestWorker } from '../../workers/ingest';
 import { ingestQueue, redisConnection, type IngestJob } from '../../workers/queues';
 import { loadSources, type SourceRegistry } from '../../workers/sources';
 import type { PatientIndex } from '../../mpi';
+import { testAuth } from './auth';
 import { openIndexedStore } from './mpi';
 import type { Driver, TestStore } from './stores';
 
@@ -49,7 +51,7 @@ export async function openIngestHarness(driver: Driver, redisUrl = REDIS_URL): P
     prefix,
     ingest,
     redisUrl,
-    app: createApp({ repo: store.repo, ingest, mpi: store.mpi }),
+    app: createApp({ repo: store.repo, ingest, mpi: store.mpi, auth: await testAuth(), admin: queueBoard([queue], '/admin/queues') }),
     startWorker(concurrency = 4) {
       const w = startIngestWorker({ repo: store.repo, sources: demoSources(), log: silent, mpi: store.mpi }, { connection, concurrency, prefix });
       workers.push(w);

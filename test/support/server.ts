@@ -1,6 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { createApp } from '../../gateway/app';
+import type { AuthOptions } from '../../gateway/auth';
+import { testAuth } from './auth';
 import { openIndexedStore } from './mpi';
 import { openTestStore, type Driver, type TestStore } from './stores';
 
@@ -13,10 +15,10 @@ export interface TestServer {
 }
 
 /** The real app over a fresh store, listening on a free loopback port. */
-export async function startTestServer(driver: Driver, opts: { patientIndex?: boolean } = {}): Promise<TestServer> {
+export async function startTestServer(driver: Driver, opts: { patientIndex?: boolean; auth?: Partial<AuthOptions> } = {}): Promise<TestServer> {
   const indexed = opts.patientIndex ? await openIndexedStore(driver) : undefined;
   const store = indexed ?? (await openTestStore(driver));
-  const app = createApp({ repo: store.repo, mpi: indexed?.mpi });
+  const app = createApp({ repo: store.repo, mpi: indexed?.mpi, auth: await testAuth(opts.auth) });
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
