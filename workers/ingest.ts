@@ -97,7 +97,11 @@ async function applyOne(deps: IngestDeps, tx: Repository, m: StoredMessage, isol
     return;
   }
   try {
-    const write = async (repo: Repository): Promise<string[]> => {
+    // Bound to the sending facility: the store stamps it as author and holds the record to the
+    // facility's own resources and MRN system, as it does a client's write.
+    const facility = deps.sources.get(m.source)!.source.facility;
+    const write = async (unbound: Repository): Promise<string[]> => {
+      const repo = unbound.withAccess({ facility });
       const written = await writeBundle(repo, mapped);
       if (mapped.merge) {
         written.push(...(await retire(repo, mapped.merge)));

@@ -1,5 +1,6 @@
 import type { RequestHandler, Response } from 'express';
 import { FhirError } from '../../store/errors';
+import type { Repository } from '../../store/repository';
 import type { Principal } from './principal';
 import { allows, type Interaction } from './scopes';
 
@@ -50,3 +51,8 @@ export const officeOnly =
     requireOffice(res, what);
     next();
   };
+
+/** The store as this request's caller may see and write it (store/access.ts). */
+export function storeFor(repo: Repository, res: Response): Repository {
+  return repo.withAccess(principalOf(res).access);
+}

@@ -9,7 +9,7 @@ import type { PatientIndex } from '../../mpi';
 import { featuresOf } from '../../mpi/features';
 import { badRequest, notFound } from '../../store/errors';
 import type { Repository } from '../../store/repository';
-import { operatorName, requireOffice, requireScope } from '../auth/require';
+import { operatorName, requireOffice, requireScope, storeFor } from '../auth/require';
 import { parametersBody, stringParam } from './params';
 import { fullUrl, renderBundle } from './render';
 import { sendJson } from './routes';
@@ -19,6 +19,7 @@ const MATCH_GRADE = 'http://hl7.org/fhir/StructureDefinition/match-grade';
 export function patientIndexRouter(repo: Repository, mpi: PatientIndex, configuredBase?: string): Router {
   const r = Router();
   const base = (req: Request): string => configuredBase ?? `${req.protocol}://${req.get('host')}${req.baseUrl}`;
+  const store = (res: Response): Repository => storeFor(repo, res);
   // The office's decisions are recorded under the authenticated caller, never a header's claim.
   const office = (res: Response, operation: string): string => operatorName(requireOffice(res, operation));
 
@@ -29,7 +30,7 @@ export function patientIndexRouter(repo: Repository, mpi: PatientIndex, configur
     const m = source ? /^([^|]+)\|(.+)$/.exec(source) : null;
     if (!m) throw badRequest(`sourceIdentifier must be system|value, got '${source ?? ''}'`, ['sourceIdentifier']);
     const targets = query.getAll('targetSystem').flatMap((t) => t.split(',')).filter(Boolean);
-    const found = await repo.search('Patient', [['identifier', source!]], {}, 50);
+    const found = await store(res).search('Patient', [['identifier', source!]], {}, 50);
     const persons = new Map<string, string[]>();
     for (const p of found.matches) {
       const person = await mpi.person(repo.executor, p.id);
@@ -37,7 +38,7 @@ export function patientIndexRouter(repo: Repository, mpi: PatientIndex, configur
     }
     if (persons.size === 0) throw notFound(`sourceIdentifier ${m[1]}|… is not known to the patient index`);
     const ids = [...persons.entries()].flatMap(([golden, members]) => [golden, ...members]);
-    const patients = (await repo.search('Patient', [['_id', ids.join(',')]], {}, ids.length)).matches.map((s) => s.resource as Patient & { id: string });
+    const patients = (await store(res).search('Patient', [['_id', ids.join(',')]], {}, ids.length)).matches.map((s) => s.resource as Patient & { id: string });
     const parameter: ParametersParameter[] = [];
     const seen = new Set<string>([`${m[1]}|${m[2]}`]);
     for (const p of patients) {
@@ -65,7 +66,7 @@ export function patientIndexRouter(repo: Repository, mpi: PatientIndex, configur
     let scored = await mpi.match(repo.executor, patient);
     if (onlyCertain) scored = scored.filter((s) => s.verdict === 'MATCH');
     scored = scored.slice(0, count);
-    const goldens = scored.length ? (await repo.search('Patient', [['_id', scored.map((s) => s.goldenId).join(',')]], {}, scored.length)).matches : [];
+    const goldens = scored.length ? (await store(res).search('Patient', [['_id', scored.map((s) => s.goldenId).join(',')]], {}, scored.length)).matches : [];
     const byId = new Map(goldens.map((g) => [g.id, g]));
     const b = base(req);
     const entries = scored.flatMap((s) => {

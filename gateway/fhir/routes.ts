@@ -8,7 +8,7 @@ import type { Cursor } from '../../store/search/query';
 import { isKnownResourceType, resourceTypes } from '../../store/search-params';
 import type { StoredResource } from '../../store/stored';
 import type { PatientIndex } from '../../mpi';
-import { forbiddenFor, mayAccess, principalOf, requireOffice, requireScope } from '../auth/require';
+import { forbiddenFor, mayAccess, principalOf, requireOffice, requireScope, storeFor } from '../auth/require';
 import { refusedEntries, withoutRefused } from './bundle-scopes';
 import { chainedTypes } from './chained-types';
 import { capabilityStatement } from './capability';
@@ -25,6 +25,7 @@ export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: PatientIndex, tokenUrl?: string): Router {
   const r = Router();
   const base = (req: Request): string => configuredBase ?? `${req.protocol}://${req.get('host')}${req.baseUrl}`;
+  const store = (res: Response): Repository => storeFor(repo, res);
 
   r.get('/metadata', (req, res) => sendJson(res, 200, capabilityStatement(base(req), { patientIndex: mpi !== undefined, tokenUrl })));
   r.get('/_history', async (req, res) => {
@@ -39,7 +40,7 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
     const refused = refusedEntries(principalOf(res), bundle);
     // A transaction is all or nothing; in a batch each refused entry fails alone.
     if (refused.size > 0 && bundle.type !== 'batch') throw refused.values().next().value!;
-    const result = await processBundle(repo, refused.size > 0 ? withoutRefused(bundle, refused) : bundle);
+    const result = await processBundle(store(res), refused.size > 0 ? withoutRefused(bundle, refused) : bundle);
     for (const [i, err] of refused) result.entries[i] = { status: '403', outcome: err.outcome };
     const b = base(req);
     const entries: RenderEntry[] = result.entries.map((e) => responseEntry(b, e));
@@ -59,7 +60,7 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
     for (const t of chainedTypes(type, params)) requireScope(res, t, 's');
     const strict = preferHandling(req) === 'strict';
     const searched = mpi ? await expandPersons(mpi, repo.executor, type, params) : params;
-    const { query, ...result } = await repo.search(type, searched, { strict });
+    const { query, ...result } = await store(res).search(type, searched, { strict });
     const b = base(req);
     if (query.summary === 'count') {
       sendText(res, 200, renderBundle({ type: 'searchset', total: result.total, link: [{ relation: 'self', url: selfUrl(req, b) }] }, []));
@@ -90,7 +91,7 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
     requireScope(res, type, 'c');
     const resource = bodyResource(req, type);
     const ifNoneExist = req.get('If-None-Exist');
-    const { status, stored } = await repo.create(resource, { ifNoneExist: ifNoneExist ? [...new URLSearchParams(ifNoneExist)] : undefined });
+    const { status, stored } = await store(res).create(resource, { ifNoneExist: ifNoneExist ? [...new URLSearchParams(ifNoneExist)] : undefined });
     sendStored(req, res, status, stored, base(req));
   });
 
@@ -100,7 +101,7 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
     requireScope(res, type, 'u');
     const condition = queryPairs(req);
     if (condition.length === 0) throw badRequest('PUT on a type needs a search condition, or use PUT Type/id');
-    const { status, stored } = await repo.conditionalUpdate(bodyResource(req, type), condition);
+    const { status, stored } = await store(res).conditionalUpdate(bodyResource(req, type), condition);
     sendStored(req, res, status, stored, base(req));
   });
 
@@ -112,7 +113,7 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
     const since = params.get('_since') ?? undefined;
     if (since !== undefined && Number.isNaN(Date.parse(since))) throw badRequest(`_since must be an instant, got '${since}'`, ['_since']);
     const cursor = params.get('_cursor') ? decodeHistoryCursor(params.get('_cursor')!) : undefined;
-    const page = await repo.history(scope, { since, count, cursor });
+    const page = await store(res).history(scope, { since, count, cursor });
     const b = base(req);
     const link = [{ relation: 'self', url: selfUrl(req, b) }];
     if (page.next) {
@@ -131,7 +132,7 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
 
   r.get('/:type/:id', async (req, res) => {
     const type = readable(res, req.params.type as string);
-    sendStored(req, res, 200, await repo.read(type, req.params.id as string), base(req));
+    sendStored(req, res, 200, await store(res).read(type, req.params.id as string), base(req));
   });
 
   r.put('/:type/:id', async (req, res) => {
@@ -139,21 +140,21 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
     requireScope(res, type, 'u');
     const resource = bodyResource(req, type);
     if (resource.id !== req.params.id) throw badRequest(`Resource id '${resource.id ?? ''}' does not match the URL id '${req.params.id}'`, [`${type}.id`]);
-    const { status, stored } = await repo.update(resource, { ifMatch: ifMatch(req) });
+    const { status, stored } = await store(res).update(resource, { ifMatch: ifMatch(req) });
     sendStored(req, res, status, stored, base(req));
   });
 
   r.delete('/:type/:id', async (req, res) => {
     const type = knownType(req.params.type as string);
     requireScope(res, type, 'd');
-    await repo.delete(type, req.params.id as string, { ifMatch: ifMatch(req) });
+    await store(res).delete(type, req.params.id as string, { ifMatch: ifMatch(req) });
     res.status(204).end();
   });
 
   r.get('/:type/:id/_history', async (req, res) => history(req, res, { type: readable(res, req.params.type as string), id: req.params.id as string }));
 
   r.get('/:type/:id/_history/:vid', async (req, res) => {
-    const stored = await repo.vread(readable(res, req.params.type as string), req.params.id as string, req.params.vid as string);
+    const stored = await store(res).vread(readable(res, req.params.type as string), req.params.id as string, req.params.vid as string);
     sendStored(req, res, 200, stored, base(req));
   });
 
@@ -163,7 +164,7 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
     }
     const id = req.params.id as string;
     requireScope(res, 'Patient', 'r');
-    await repo.read('Patient', id);
+    await store(res).read('Patient', id);
     // The whole person: a golden record or any linked registration brings every facility's records.
     const person = await mpi?.person(repo.executor, id);
     const params = new URLSearchParams(queryPairs(req));
@@ -174,7 +175,7 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
     const types = everythingTypes(res, requested);
     const count = params.has('_count') ? pageSize(params.get('_count')) : MAX_COUNT;
     const cursor = params.get('_cursor') ? decodeHistoryCursor(params.get('_cursor')!) : undefined;
-    const page = await repo.everything(person ? [person.goldenId, ...person.members] : [id], { since, types, count, cursor });
+    const page = await store(res).everything(person ? [person.goldenId, ...person.members] : [id], { since, types, count, cursor });
     const b = base(req);
     const link = [{ relation: 'self', url: selfUrl(req, b) }];
     if (page.next) {

@@ -1,6 +1,5 @@
 /** Collects what one message maps to: the transaction entries and the soft findings beside them. */
 import type { BundleEntry, Coding, Meta, Organization, Reference, Resource } from '@medplum/fhirtypes';
-import { AUTHOR_TAG_SYSTEM } from '../../store/access';
 import { metaSource, SOURCE_URI_BASE, type MapContext } from '../context';
 import { resourceId } from '../ids';
 import type { MapResult, MergeRequest, UnmappedCode } from '../types';
@@ -39,12 +38,9 @@ export class ResultBuilder {
     return { reference: `Organization/${this.facility}` };
   }
 
-  /**
-   * A fresh object per resource: the store may stamp versionId/lastUpdated on it. The author
-   * tag is what the store's access rules know the record's facility by (store/access.ts).
-   */
+  /** A fresh object per resource: the store may stamp versionId/lastUpdated on it. */
   meta(): Meta {
-    return { source: this.source, tag: [{ system: AUTHOR_TAG_SYSTEM, code: this.facility }] };
+    return { source: this.source };
   }
 
   /**

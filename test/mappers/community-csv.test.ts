@@ -1,8 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { ConceptMap, Meta, Encounter, Medication, MedicationRequest, Observation, Patient, Resource } from '@medplum/fhirtypes';
+import type { ConceptMap, Encounter, Medication, MedicationRequest, Observation, Patient, Resource } from '@medplum/fhirtypes';
 import * as community from '../../mappers/community-csv';
-import { AUTHOR_TAG_SYSTEM } from '../../store/access';
 import { Terminology, type MapContext, type SourceConfig } from '../../mappers/context';
 import { resourceId } from '../../mappers/ids';
 import { MappingError, type MapResult } from '../../mappers/types';
@@ -27,7 +26,7 @@ const ctx = communityContext();
 
 const id = (kind: string, local: string): string => resourceId(FACILITY, kind, local);
 const ref = (type: string, kind: string, local: string): { reference: string } => ({ reference: `${type}/${id(kind, local)}` });
-const meta = (record: string): Meta => ({ source: `urn:consortium:source:community-centre-a#${record}`, tag: [{ system: AUTHOR_TAG_SYSTEM, code: 'community-centre-a' }] });
+const meta = (record: string): { source: string } => ({ source: `urn:consortium:source:community-centre-a#${record}` });
 const ORG = { reference: 'Organization/community-centre-a' };
 
 const LOINC = 'http://loinc.org';

@@ -1,8 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { ConceptMap, Meta, Condition, DiagnosticReport, Encounter, ImagingStudy, Medication, MedicationRequest, Observation, Patient, Resource } from '@medplum/fhirtypes';
+import type { ConceptMap, Condition, DiagnosticReport, Encounter, ImagingStudy, Medication, MedicationRequest, Observation, Patient, Resource } from '@medplum/fhirtypes';
 import * as county from '../../mappers/county-json';
-import { AUTHOR_TAG_SYSTEM } from '../../store/access';
 import { Terminology, type MapContext, type SourceConfig } from '../../mappers/context';
 import { resourceId } from '../../mappers/ids';
 import { MappingError, type MapResult } from '../../mappers/types';
@@ -27,7 +26,7 @@ const ctx = countyContext();
 
 const id = (kind: string, local: string): string => resourceId(FACILITY, kind, local);
 const ref = (type: string, kind: string, local: string): { reference: string } => ({ reference: `${type}/${id(kind, local)}` });
-const meta = (record: string): Meta => ({ source: `urn:consortium:source:county-hospital#${record}`, tag: [{ system: AUTHOR_TAG_SYSTEM, code: 'county-hospital' }] });
+const meta = (record: string): { source: string } => ({ source: `urn:consortium:source:county-hospital#${record}` });
 const ORG = { reference: 'Organization/county-hospital' };
 
 const LOINC = 'http://loinc.org';

@@ -11,7 +11,6 @@ import type {
   Encounter,
   ImagingStudy,
   Medication,
-  Meta,
   MedicationRequest,
   Observation,
   Patient,
@@ -20,7 +19,6 @@ import type {
   ServiceRequest,
 } from '@medplum/fhirtypes';
 import iconv from 'iconv-lite';
-import { AUTHOR_TAG_SYSTEM } from '../../store/access';
 import { Terminology, type MapContext, type SourceConfig } from '../../mappers/context';
 import { ackCodeFor, decodeEr7, mapHl7v2 } from '../../mappers/hl7v2';
 import { isUnverified } from '../../mappers/identifiers';
@@ -54,7 +52,7 @@ const ID_CARD = 'urn:oid:2.16.156.10011.1.3';
 
 const id = (kind: string, local: string): string => resourceId(FACILITY, kind, local);
 const ref = (type: string, kind: string, local: string): string => `${type}/${id(kind, local)}`;
-const metaSource = (controlId: string): Meta => ({ source: `urn:consortium:source:city-hospital#${controlId}`, tag: [{ system: AUTHOR_TAG_SYSTEM, code: 'city-hospital' }] });
+const metaSource = (controlId: string): { source: string } => ({ source: `urn:consortium:source:city-hospital#${controlId}` });
 
 const text = (name: string): string => decodeEr7(readFileSync(join(DIR, name))).text;
 const mapText = (t: string): MapResult => mapHl7v2(t, ctx);
