@@ -1,4 +1,5 @@
-import express, { type ErrorRequestHandler, type Express } from 'express';
+import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import type { OperationOutcome } from '@medplum/fhirtypes';
 import type { Repository } from '../store/repository';
 import { FhirError, outcome } from '../store/errors';
 import type { PatientIndex } from '../mpi';
@@ -6,6 +7,7 @@ import { patientIndexRouter } from './fhir/patient-index';
 import { fhirRouter, sendJson } from './fhir/routes';
 import { ingestRouter } from './ingest/routes';
 import type { IngestService } from './ingest/service';
+import { maskIdNumbers } from './redact';
 
 export interface AppDeps {
   repo: Repository;
@@ -17,7 +19,15 @@ export interface AppDeps {
   ingest?: IngestService;
   /** The patient index: cross-facility reads and its operations when present. */
   mpi?: PatientIndex;
+  /** The audit trail (`auditTrail`), mounted first on `/fhir` and `/ingest` so that every answer, refusals included, is audited. */
+  audit?: RequestHandler;
+  /** Per-client rate limit (`rateLimit`) on `/fhir` and `/ingest`; it keys by `res.locals.principal`, so authentication mounts before it. */
+  rateLimit?: RequestHandler;
+  /** Largest request body accepted, in bytes; default 20 MB. */
+  maxBodyBytes?: number;
 }
+
+const API_PATHS = ['/fhir', '/ingest'];
 
 const JSON_TYPES = ['application/json', 'application/fhir+json', 'application/json-patch+json'];
 
@@ -25,33 +35,45 @@ export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
-  app.use('/fhir', express.json({ type: JSON_TYPES, limit: '50mb', strict: true }));
-  app.use('/fhir', express.urlencoded({ extended: false, type: 'application/x-www-form-urlencoded' }));
+  const limit = deps.maxBodyBytes ?? 20 * 1024 * 1024;
+  if (deps.audit) app.use(API_PATHS, deps.audit);
+  if (deps.rateLimit) app.use(API_PATHS, deps.rateLimit);
+  app.use('/fhir', express.json({ type: JSON_TYPES, limit, strict: true }));
+  app.use('/fhir', express.urlencoded({ extended: false, type: 'application/x-www-form-urlencoded', limit }));
   if (deps.mpi) app.use('/fhir', patientIndexRouter(deps.repo, deps.mpi, deps.baseUrl));
   app.use('/fhir', fhirRouter(deps.repo, deps.baseUrl, deps.mpi));
-  if (deps.ingest) app.use('/ingest', ingestRouter(deps.ingest));
+  if (deps.ingest) app.use('/ingest', ingestRouter(deps.ingest, String(limit)));
   app.use('/fhir', (_req, res) => sendJson(res, 404, outcome([{ severity: 'error', code: 'not-found', diagnostics: 'No such FHIR endpoint' }])));
   app.use(errorHandler(deps.onError));
   return app;
 }
 
-/** Every failure leaves as an OperationOutcome; unexpected ones never show their stack. */
+/**
+ * Every failure leaves as an OperationOutcome; unexpected ones never show their stack, and no
+ * answer repeats an ID number (a parse error quotes the body it failed on).
+ */
 function errorHandler(onError?: (err: unknown) => void): ErrorRequestHandler {
   return (err, _req, res, _next) => {
+    // Already answered (e.g. 503 by the request timeout): the handler's late failure has no one to tell.
+    if (res.headersSent) return;
     if (err instanceof FhirError) {
-      sendJson(res, err.status, err.outcome);
+      sendOutcome(res, err.status, err.outcome);
       return;
     }
-    const e = err as { type?: string; status?: number; message?: string };
+    const e = err as { type?: string; status?: number; message?: string; limit?: number };
     if (e.type === 'entity.parse.failed') {
-      sendJson(res, 400, outcome([{ severity: 'error', code: 'structure', diagnostics: `Invalid JSON: ${e.message}` }]));
+      sendOutcome(res, 400, outcome([{ severity: 'error', code: 'structure', diagnostics: `Invalid JSON: ${e.message}` }]));
     } else if (e.type === 'entity.too.large') {
-      sendJson(res, 413, outcome([{ severity: 'error', code: 'too-costly', diagnostics: 'Request body too large' }]));
+      sendOutcome(res, 413, outcome([{ severity: 'error', code: 'too-costly', diagnostics: `Request body larger than ${e.limit ?? 'the limit of'} bytes (MAX_BODY_BYTES)` }]));
     } else if (e.status && e.status >= 400 && e.status < 500) {
-      sendJson(res, e.status, outcome([{ severity: 'error', code: 'invalid', diagnostics: e.message ?? 'Bad request' }]));
+      sendOutcome(res, e.status, outcome([{ severity: 'error', code: 'invalid', diagnostics: e.message ?? 'Bad request' }]));
     } else {
       onError?.(err);
-      sendJson(res, 500, outcome([{ severity: 'error', code: 'exception', diagnostics: 'Internal server error' }]));
+      sendOutcome(res, 500, outcome([{ severity: 'error', code: 'exception', diagnostics: 'Internal server error' }]));
     }
   };
+}
+
+function sendOutcome(res: Parameters<typeof sendJson>[0], status: number, body: OperationOutcome): void {
+  sendJson(res, status, { ...body, issue: body.issue.map((i) => (i.diagnostics ? { ...i, diagnostics: maskIdNumbers(i.diagnostics) } : i)) });
 }

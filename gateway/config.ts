@@ -34,6 +34,14 @@ export interface Config {
   mpiRulesFile: string;
   /** Key prefix of the queues in Redis (`QUEUE_PREFIX`, default `{fhirgw}`); gateways sharing a Redis need their own. */
   queuePrefix: string;
+  /** Run the audit worker inside the gateway process (`AUDIT_WORKER`, default on). */
+  auditWorker: boolean;
+  /** Largest request body accepted, in bytes (`MAX_BODY_BYTES`, default 20 MB); larger is a 413. */
+  maxBodyBytes: number;
+  /** Time a request may take, in ms (`REQUEST_TIMEOUT_MS`, default 30000); then a 503. */
+  requestTimeoutMs: number;
+  /** Requests one client may make per minute (`RATE_LIMIT_PER_MINUTE`, default 6000; 0 turns the limit off). */
+  rateLimitPerMinute: number;
 }
 
 /** A configuration error: its message is one line that names the variable. */
@@ -73,7 +81,13 @@ export function loadConfig(env: Env = process.env): Config {
   const queuePrefix = get('QUEUE_PREFIX') ?? '{fhirgw}';
   if (!/^\{[A-Za-z0-9_-]{1,40}\}$/.test(queuePrefix)) throw new ConfigError(`Invalid QUEUE_PREFIX: '${queuePrefix}' must look like {name} (a Redis Cluster hash tag)`);
 
-  return { port, dataDir, databaseUrl, redisUrl, logLevel, baseUrl, demo, pgMaxConnections, mllpPort, inlineWorker, workerConcurrency, sourcesFile, mpiRulesFile, queuePrefix };
+  const auditWorker = parseBoolean('AUDIT_WORKER', get('AUDIT_WORKER') ?? 'true');
+  const maxBodyBytes = parsePositiveInt('MAX_BODY_BYTES', get('MAX_BODY_BYTES') ?? String(20 * 1024 * 1024), 1024 * 1024 * 1024);
+  const requestTimeoutMs = parsePositiveInt('REQUEST_TIMEOUT_MS', get('REQUEST_TIMEOUT_MS') ?? '30000', 3_600_000);
+  const rateRaw = get('RATE_LIMIT_PER_MINUTE') ?? '6000';
+  const rateLimitPerMinute = rateRaw === '0' ? 0 : parsePositiveInt('RATE_LIMIT_PER_MINUTE', rateRaw, 10_000_000);
+
+  return { port, dataDir, databaseUrl, redisUrl, logLevel, baseUrl, demo, pgMaxConnections, mllpPort, inlineWorker, workerConcurrency, sourcesFile, mpiRulesFile, queuePrefix, auditWorker, maxBodyBytes, requestTimeoutMs, rateLimitPerMinute };
 }
 
 function parsePort(name: string, raw: string): number {
