@@ -50,9 +50,11 @@ export function createApp(deps: AppDeps): Express {
 
 /**
  * Every failure leaves as an OperationOutcome; unexpected ones never show their stack, and no
- * answer repeats an ID number (a parse error quotes the body it failed on).
+ * answer repeats an ID number (a parse error quotes the body it failed on). Main mounts it on
+ * the outer app too, so health, metrics and Bull Board never fall back to Express's HTML page
+ * (which shows the stack outside production).
  */
-function errorHandler(onError?: (err: unknown) => void): ErrorRequestHandler {
+export function errorHandler(onError?: (err: unknown) => void): ErrorRequestHandler {
   return (err, _req, res, _next) => {
     // Already answered (e.g. 503 by the request timeout): the handler's late failure has no one to tell.
     if (res.headersSent) return;

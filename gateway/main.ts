@@ -21,7 +21,7 @@ import { ingestQueue, redisConnection, type IngestJob } from '../workers/queues'
 import { startRecovery } from '../workers/recovery';
 import { loadSources, type SourceRegistry } from '../workers/sources';
 import { queueBoard } from './admin';
-import { createApp } from './app';
+import { createApp, errorHandler } from './app';
 import { AuditRecorder } from './audit/recorder';
 import { auditTrail } from './audit/trail';
 import { loadDemo, loadDemoMessages } from './demo';
@@ -174,6 +174,7 @@ async function start(state: Running, log: Logger): Promise<void> {
       maxBodyBytes: config.maxBodyBytes,
     }),
   );
+  app.use(errorHandler(onError));
 
   const server = createServer(app);
   applyServerTimeouts(server, config.requestTimeoutMs);
