@@ -1,3 +1,4 @@
+import type { Response } from 'express';
 import { parseReference } from '../../store/extract';
 
 /** `Patient/id` of a reference to a Patient (relative, absolute or versioned); undefined otherwise. */
@@ -28,6 +29,12 @@ export function patientsOf(resources: readonly unknown[]): string[] {
   };
   resources.forEach(visit);
   return [...out];
+}
+
+/** For handlers: adds the patients of what they return to the request's audit event. */
+export function auditPatients(res: Response, resources: readonly unknown[]): void {
+  const known = Array.isArray(res.locals.auditPatients) ? (res.locals.auditPatients as string[]) : [];
+  res.locals.auditPatients = [...new Set([...known, ...patientsOf(resources)])];
 }
 
 /**

@@ -8,6 +8,7 @@ import express, { type Express } from 'express';
 import request from 'supertest';
 import { createApp } from '../../gateway/app';
 import type { Principal } from '../../gateway/auth/principal';
+import { auditPatients } from '../../gateway/audit/patients';
 import { AuditRecorder } from '../../gateway/audit/recorder';
 import { auditTrail } from '../../gateway/audit/trail';
 import { startRedisServer, type RedisChild } from '../../gateway/redis-process';
@@ -65,6 +66,12 @@ async function harness(redisUrl: string, opts: { worker?: boolean; repoForWorker
   // Audit first, then authentication, as createApp mounts them: a refused request is audited too.
   app.use(['/fhir', '/ingest'], audit);
   fakeAuth(app);
+  // A handler using the audit API, as the FHIR routes are to: the patients of what it returns.
+  app.get('/fhir/Observation/:id', async (req, res) => {
+    const stored = await store.repo.read('Observation', req.params.id);
+    auditPatients(res, [stored.resource]);
+    res.type(FHIR).send(stored.json);
+  });
   app.use(createApp({ repo: store.repo }));
   return {
     store,
@@ -146,6 +153,13 @@ describe('audit trail (PostgreSQL, Redis)', () => {
     expect(event.entity!.map((e) => e.what?.reference)).toEqual([`Observation/${id}/_history/1`, 'Patient/p-1']);
   });
 
+  it('a handler names the patients of what it returned, and a read of their Observation is found by patient', async () => {
+    const { stored } = await h.store.repo.create({ resourceType: 'Observation', status: 'final', code: { text: 'HbA1c' }, subject: { reference: 'Patient/p-1' } } as never);
+    await request(h.app).get(`/fhir/Observation/${stored.id}`).set('X-Test-Client', 'his-county').expect(200);
+    const [event] = await waitForEvents(h.store.repo, 1, [['patient', 'Patient/p-1'], ['entity', `Observation/${stored.id}`], ['subtype', 'read']]);
+    expect(event.entity!.map((e) => e.what?.reference)).toEqual([`Observation/${stored.id}`, 'Patient/p-1']);
+  });
+
   it('an anonymous refused attempt is audited as a failure by an anonymous requestor', async () => {
     await request(h.app).get('/fhir/Patient/p-1').set('X-Test-Deny', '1').expect(401);
     const events = await waitForEvents(h.store.repo, 1, [['patient', 'Patient/p-1'], ['outcome', '4']]);
@@ -168,6 +182,27 @@ describe('audit trail (PostgreSQL, Redis)', () => {
     await request(h.app).get('/fhir/Patient/p-1').expect(200);
     const after = await waitForEvents(h.store.repo, before + 1);
     expect(after).toHaveLength(before + 1);
+  });
+});
+
+describe('createApp audit hook', () => {
+  it('audits /fhir and /ingest (even unanswered ones), not metadata, health or anything else', async () => {
+    const events: AuditEvent[] = [];
+    const store = await openTestStore('pglite');
+    try {
+      const app = express();
+      app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
+      app.use(createApp({ repo: store.repo, audit: auditTrail({ record: (e) => events.push(e) }, { observer: OBSERVER }) }));
+      await request(app).get('/healthz').expect(200);
+      await request(app).get('/fhir/metadata').expect(200);
+      await request(app).get('/fhir/Patient?_id=p-7').expect(200);
+      await request(app).post('/ingest/hl7v2').set('Content-Type', 'application/hl7-v2').send('MSH|^~\\&|').expect(404);
+      expect(events.map((e) => [e.subtype![0].code, e.outcome])).toEqual([['search-type', '0'], ['create', '4']]);
+      expect(events[0].entity!.find((x) => x.role?.code === '1')!.what!.reference).toBe('Patient/p-7');
+      expect(events[1].entity!.at(-1)!.description).toBe('/ingest/hl7v2');
+    } finally {
+      await store.close();
+    }
   });
 });
 
