@@ -23,6 +23,7 @@ import { loadSources, type SourceRegistry } from '../workers/sources';
 import { queueBoard } from './admin';
 import { createApp, errorHandler } from './app';
 import { AuditRecorder } from './audit/recorder';
+import { AuditSpill } from './audit/spill';
 import { auditTrail } from './audit/trail';
 import { loadDemo, loadDemoMessages } from './demo';
 import { createMllpServer } from './ingest/mllp';
@@ -150,7 +151,8 @@ async function start(state: Running, log: Logger): Promise<void> {
   const auditLog = logger.child({ component: 'audit' });
   const audits = (state.auditQueue = auditQueue(connection, config.queuePrefix));
   registerQueueDepth(audits, 'audit_queue_jobs');
-  state.audit = new AuditRecorder({ queue: audits, repo: store.repo, log: auditLog });
+  state.audit = new AuditRecorder({ queue: audits, repo: store.repo, log: auditLog, spill: new AuditSpill(join(config.dataDir, 'audit-spill')) });
+  await state.audit.replaySpill().catch((err: Error) => auditLog.error({ err: oneLine(err) }, 'could not write the spilled audit events; they stay on disk'));
   if (config.auditWorker) state.auditWorker = startAuditWorker({ repo: store.repo, log: auditLog }, { connection, prefix: config.queuePrefix });
 
   // The logger's err serializer keeps name, code and masked message: never the stack, nor a driver's `detail`.

@@ -19,7 +19,8 @@ export const auditMetrics = {
   queued: once('audit_events_queued_total', () => new Counter({ name: 'audit_events_queued_total', help: 'AuditEvents handed to the audit queue' })),
   written: once('audit_events_written_total', () => new Counter({ name: 'audit_events_written_total', help: 'AuditEvents written to the store (by the worker or directly)' })),
   fallback: once('audit_events_fallback_total', () => new Counter({ name: 'audit_events_fallback_total', help: 'AuditEvents written directly to the store because the queue could not take them' })),
-  pending: once('audit_events_pending', () => new Gauge({ name: 'audit_events_pending', help: 'AuditEvents neither queued nor written yet (store and queue both failing), retried in memory' })),
+  spilled: once('audit_events_spilled_total', () => new Counter({ name: 'audit_events_spilled_total', help: 'AuditEvents spilled to disk because neither the queue nor the store took them (written to the store later)' })),
+  pending: once('audit_events_pending', () => new Gauge({ name: 'audit_events_pending', help: 'AuditEvents that neither the queue, the store nor the spill took, held in memory and retried' })),
 };
 
 /** Queue depth by job state, read from Redis when /metrics is scraped. */

@@ -1,8 +1,9 @@
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Repository } from '../../store/repository';
-import { AUDIT_JOB_OPTIONS, writeAuditEvents, type AuditJob } from '../../workers/audit';
+import { AUDIT_BATCH_SIZE, AUDIT_JOB_OPTIONS, writeAuditEvents, type AuditJob } from '../../workers/audit';
 import { auditMetrics } from '../../workers/metrics';
+import type { AuditSpill } from './spill';
 
 type Event = AuditJob['event'];
 
@@ -11,22 +12,27 @@ export interface AuditRecorderDeps {
   /** Unrestricted: where events go when the queue cannot take them. */
   repo: Repository;
   log: Logger;
+  /** Durable last resort when the store refuses too (DATA_DIR/audit-spill). */
+  spill?: AuditSpill;
   /** How long a hand-over to the queue may take before the event is written directly. Default 1000 ms. */
   queueTimeoutMs?: number;
-  /** How often events that neither the queue nor the store took are tried again. Default 5000 ms. */
+  /** How often spilled (or held) events are tried again. Default 5000 ms. */
   retryMs?: number;
 }
 
 /**
  * Takes AuditEvents from the request path without ever making it wait or fail: each is queued
  * (the worker writes it), or, if Redis cannot take it, written straight to the store. If the
- * store refuses too, the event is kept and retried until one of them takes it.
+ * store refuses too, it is spilled to disk and written to the store once it answers; only if
+ * the disk refuses as well is it held in memory, and retried, until one of them takes it.
  */
 export class AuditRecorder {
   private readonly inFlight = new Set<Promise<void>>();
   private retrying: Event[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
   private queueDown = false;
+  private storeDown = false;
+  private spilled = false;
 
   constructor(private readonly deps: AuditRecorderDeps) {
     // Connection errors surface as failed hand-overs (warned once per outage); this only keeps them off stderr.
@@ -38,7 +44,7 @@ export class AuditRecorder {
     this.track(this.deliver(event));
   }
 
-  /** Resolves once every event handed over so far is queued or written (or waiting for a retry). */
+  /** Resolves once every event handed over so far is queued, written or spilled (or held for a retry). */
   async drain(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
@@ -47,7 +53,7 @@ export class AuditRecorder {
   close(): void {
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
-    if (this.retrying.length > 0) this.deps.log.error({ pending: this.retrying.length }, 'audit events not yet written at shutdown');
+    if (this.retrying.length > 0) this.deps.log.error({ pending: this.retrying.length }, 'audit events neither written nor spilled at shutdown: lost');
   }
 
   private track(p: Promise<void>): void {
@@ -69,12 +75,38 @@ export class AuditRecorder {
     try {
       await writeAuditEvents(this.deps.repo, [event]);
       auditMetrics.fallback.inc();
+      this.storeDown = false;
+      return;
     } catch (err) {
-      this.deps.log.error({ err: (err as Error).message?.split('\n')[0] }, 'audit event could not be queued or written; retrying');
+      if (!this.storeDown) this.deps.log.error({ err: (err as Error).message?.split('\n')[0] }, 'audit events can be neither queued nor written to the store: spilling them to disk');
+      this.storeDown = true;
+    }
+    try {
+      if (!this.deps.spill) throw new Error('no spill directory');
+      await this.deps.spill.append(event);
+      auditMetrics.spilled.inc();
+      this.spilled = true;
+    } catch (err) {
+      this.deps.log.error({ err: (err as Error).message?.split('\n')[0] }, 'audit event could not be spilled either; holding it in memory');
       this.retrying.push(event);
       auditMetrics.pending.set(this.retrying.length);
-      this.retryTimer ??= setTimeout(() => this.retry(), this.deps.retryMs ?? 5000);
     }
+    this.scheduleRetry();
+  }
+
+  /** Writes what an earlier run (or an outage) spilled to disk; main calls it on start. */
+  async replaySpill(): Promise<void> {
+    if (!this.deps.spill) return;
+    const { written, unreadable } = await this.deps.spill.replay(async (events) => {
+      await writeAuditEvents(this.deps.repo, events);
+      auditMetrics.fallback.inc(events.length);
+    }, AUDIT_BATCH_SIZE);
+    if (written > 0) this.deps.log.info({ written }, 'spilled audit events written to the store');
+    if (unreadable > 0) this.deps.log.error({ unreadable }, 'spilled audit events torn by a crash could not be read');
+  }
+
+  private scheduleRetry(): void {
+    this.retryTimer ??= setTimeout(() => this.retry(), this.deps.retryMs ?? 5000);
   }
 
   private enqueue(event: Event): Promise<unknown> {
@@ -91,5 +123,14 @@ export class AuditRecorder {
     const events = this.retrying.splice(0);
     auditMetrics.pending.set(0);
     for (const e of events) this.record(e);
+    if (!this.spilled) return;
+    this.spilled = false;
+    this.track(
+      this.replaySpill().catch((err: Error) => {
+        this.spilled = true;
+        this.deps.log.warn({ err: err.message?.split('\n')[0] }, 'spilled audit events not written yet; retrying');
+        this.scheduleRetry();
+      }),
+    );
   }
 }

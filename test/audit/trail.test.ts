@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditEvent, Bundle } from '@medplum/fhirtypes';
@@ -10,6 +10,8 @@ import { createApp } from '../../gateway/app';
 import type { Principal } from '../../gateway/auth/principal';
 import { auditPatients } from '../../gateway/audit/patients';
 import { AuditRecorder } from '../../gateway/audit/recorder';
+import { AuditSpill } from '../../gateway/audit/spill';
+import { buildAuditEvent } from '../../store/audit-event';
 import { auditTrail } from '../../gateway/audit/trail';
 import { startRedisServer, type RedisChild } from '../../gateway/redis-process';
 import type { Repository } from '../../store/repository';
@@ -260,6 +262,38 @@ describe('audit with Redis stopped', () => {
       expect(fallbackAfter - fallbackBefore).toBe(20);
     } finally {
       await h.close().catch(() => undefined);
+    }
+  }, 60000);
+});
+
+describe('audit with Redis and the store both away', () => {
+  it('events are spilled to disk and written once the store answers; a torn line is counted, not fatal', async () => {
+    const store = await openTestStore('postgres');
+    const dir = mkdtempSync(join(tmpdir(), 'audit-spill-'));
+    // Nothing listens on port 1: every hand-over to the queue fails.
+    const queue = auditQueue(redisConnection('redis://127.0.0.1:1'), `{test-spill-${randomBytes(4).toString('hex')}}`);
+    let storeDown = true;
+    const flaky = Object.create(store.repo) as Repository;
+    flaky.applyWrites = (intents) => (storeDown ? Promise.reject(new Error('connection refused')) : store.repo.applyWrites(intents));
+    const recorder = new AuditRecorder({ queue, repo: flaky, log: silent, spill: new AuditSpill(dir), queueTimeoutMs: 200, retryMs: 200 });
+    try {
+      const spilledBefore = (await auditMetrics.spilled.get()).values[0]?.value ?? 0;
+      const ids = Array.from({ length: 30 }, (_, i) => `spill-${i}`);
+      for (const id of ids) recorder.record(buildAuditEvent({ id, recorded: new Date().toISOString(), what: { interaction: 'read' }, status: 200, patients: ['Patient/p-5'], observer: OBSERVER }) as AuditJob['event']);
+      await recorder.drain();
+      expect((await auditMetrics.spilled.get()).values[0].value - spilledBefore).toBe(30);
+      const [file] = readdirSync(dir);
+      expect(readFileSync(join(dir, file), 'utf8').trim().split('\n')).toHaveLength(30);
+      appendFileSync(join(dir, file), '{"resourceType":"AuditEv');
+      storeDown = false;
+      const events = await waitForEvents(store.repo, 30, [['patient', 'Patient/p-5']]);
+      expect(events.map((e) => e.id).sort()).toEqual([...ids].sort());
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      recorder.close();
+      await Promise.race([queue.close(), new Promise((r) => setTimeout(r, 2000))]);
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 60000);
 });
