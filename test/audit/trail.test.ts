@@ -194,12 +194,17 @@ describe('createApp audit hook', () => {
     try {
       const app = express();
       app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
-      app.use(createApp({ repo: store.repo, audit: auditTrail({ record: (e) => events.push(e) }, { observer: OBSERVER }) }));
+      const hook = auditTrail({ record: (e) => events.push(e) }, { observer: OBSERVER });
+      // A connection lost before any answer: audited all the same, as outcome 12.
+      app.get('/fhir/Patient/p-lost', hook, (req) => req.socket.destroy());
+      app.use(createApp({ repo: store.repo, audit: hook }));
       await request(app).get('/healthz').expect(200);
       await request(app).get('/fhir/metadata').expect(200);
       await request(app).get('/fhir/Patient?_id=p-7').expect(200);
       await request(app).post('/ingest/hl7v2').set('Content-Type', 'application/hl7-v2').send('MSH|^~\\&|').expect(404);
-      expect(events.map((e) => [e.subtype![0].code, e.outcome])).toEqual([['search-type', '0'], ['create', '4']]);
+      await expect(request(app).get('/fhir/Patient/p-lost')).rejects.toThrow();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(events.map((e) => [e.subtype![0].code, e.outcome])).toEqual([['search-type', '0'], ['create', '4'], ['read', '12']]);
       expect(events[0].entity!.find((x) => x.role?.code === '1')!.what!.reference).toBe('Patient/p-7');
       expect(events[1].entity!.at(-1)!.description).toBe('/ingest/hl7v2');
     } finally {
