@@ -235,6 +235,20 @@ describe('audit worker batches', () => {
       await h.close();
     }
   });
+  it('an event the store refuses fails alone; the rest of its batch is written', async () => {
+    const h = await harness(REDIS_URL);
+    try {
+      const event = (id: string) => ({ resourceType: 'AuditEvent', id, type: { code: 'rest' }, recorded: new Date().toISOString(), agent: [{ requestor: true }], source: { observer: { display: 'test' } } }) as AuditJob['event'];
+      const ids = Array.from({ length: 20 }, (_, i) => `ok-${i}`);
+      await h.queue.addBulk([...ids, 'not a valid id'].map((id) => ({ name: 'write', data: { event: event(id) }, opts: { jobId: id, attempts: 1 } })));
+      const written = await waitForEvents(h.store.repo, 20);
+      expect(written.map((e) => e.id).sort()).toEqual([...ids].sort());
+      for (let i = 0; i < 100 && (await h.queue.getFailedCount()) === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect((await h.queue.getFailed()).map((j) => j.id)).toEqual(['not a valid id']);
+    } finally {
+      await h.close();
+    }
+  });
 });
 
 describe('audit with Redis stopped', () => {
