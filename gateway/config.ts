@@ -55,6 +55,14 @@ export interface Config {
   mllpPeers: MllpPeers;
   /** Mutual TLS on the MLLP listener (`MLLP_TLS_CERT`, `MLLP_TLS_KEY`, `MLLP_TLS_CA`: PEM files, all three or none). */
   mllpTls?: { certFile: string; keyFile: string; caFile: string };
+  /** Run the audit worker inside the gateway process (`AUDIT_WORKER`, default on). */
+  auditWorker: boolean;
+  /** Largest request body accepted, in bytes (`MAX_BODY_BYTES`, default 20 MB); larger is a 413. */
+  maxBodyBytes: number;
+  /** Time a request may take, in ms (`REQUEST_TIMEOUT_MS`, default 30000); then a 503. */
+  requestTimeoutMs: number;
+  /** Requests one client may make per minute (`RATE_LIMIT_PER_MINUTE`, default 6000; 0 turns the limit off). */
+  rateLimitPerMinute: number;
 }
 
 export const DEMO_CLIENTS_FILE = resolve(__dirname, '../fixtures/demo-clients.json');
@@ -119,9 +127,16 @@ export function loadConfig(env: Env = process.env): Config {
   if (tlsFiles.some((f) => f !== undefined) && !tlsFiles.every((f) => f !== undefined)) throw new ConfigError('Invalid MLLP_TLS_CERT / MLLP_TLS_KEY / MLLP_TLS_CA: set all three or none');
   const mllpTls = tlsFiles[0] ? { certFile: resolve(tlsFiles[0]), keyFile: resolve(tlsFiles[1]!), caFile: resolve(tlsFiles[2]!) } : undefined;
 
+  const auditWorker = parseBoolean('AUDIT_WORKER', get('AUDIT_WORKER') ?? 'true');
+  const maxBodyBytes = parsePositiveInt('MAX_BODY_BYTES', get('MAX_BODY_BYTES') ?? String(20 * 1024 * 1024), 1024 * 1024 * 1024);
+  const requestTimeoutMs = parsePositiveInt('REQUEST_TIMEOUT_MS', get('REQUEST_TIMEOUT_MS') ?? '30000', 3_600_000);
+  const rateRaw = get('RATE_LIMIT_PER_MINUTE') ?? '6000';
+  const rateLimitPerMinute = rateRaw === '0' ? 0 : parsePositiveInt('RATE_LIMIT_PER_MINUTE', rateRaw, 10_000_000);
+
   return {
     port, dataDir, databaseUrl, redisUrl, logLevel, baseUrl, demo, pgMaxConnections, mllpPort, inlineWorker, workerConcurrency, sourcesFile, mpiRulesFile, queuePrefix,
     clientsFile, signingKeyJwk, authIssuer, accessTokenTtl, officeFacility, oidc, metricsPublic, mllpPeers, mllpTls,
+    auditWorker, maxBodyBytes, requestTimeoutMs, rateLimitPerMinute,
   };
 }
 

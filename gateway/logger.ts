@@ -1,5 +1,6 @@
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import { LOG_LEVELS, type LogLevel } from './config';
+import { maskIdNumbers, safeError, safeRequest, scrub } from './redact';
 
 /*
  * PRIVACY: never log patient names, ID numbers (resident identity card, medical record,
@@ -15,11 +16,7 @@ function initialLevel(): LogLevel {
   return raw && (LOG_LEVELS as readonly string[]).includes(raw) ? (raw as LogLevel) : 'info';
 }
 
-/**
- * The process-wide logger: JSON lines on stdout. Its level starts from LOG_LEVEL (so tests can
- * set LOG_LEVEL=silent) and main sets it from the validated config before anything logs.
- */
-export const logger: Logger = pino({
+const options: LoggerOptions = {
   level: initialLevel(),
   base: { service: 'fhir-gateway', pid: process.pid },
   timestamp: pino.stdTimeFunctions.isoTime,
@@ -28,7 +25,26 @@ export const logger: Logger = pino({
     paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie', 'password', '*.password'],
     censor: '[redacted]',
   },
-});
+  // No stack traces and no ID numbers, whatever a caller passes (see redact.ts).
+  serializers: { err: safeError, error: safeError, req: safeRequest },
+  formatters: { log: (obj) => scrub(obj) as Record<string, unknown> },
+  hooks: {
+    logMethod(args, method) {
+      method.apply(this, args.map((a) => (typeof a === 'string' ? maskIdNumbers(a) : a)) as Parameters<typeof method>);
+    },
+  },
+};
+
+/** A logger with the process logger's options (tests pass a destination to read what it writes). */
+export function createLogger(destination?: DestinationStream): Logger {
+  return destination ? pino(options, destination) : pino(options);
+}
+
+/**
+ * The process-wide logger: JSON lines on stdout. Its level starts from LOG_LEVEL (so tests can
+ * set LOG_LEVEL=silent) and main sets it from the validated config before anything logs.
+ */
+export const logger: Logger = createLogger();
 
 /** A child logger for one component, e.g. `childLogger('redis')`. */
 export function childLogger(component: string): Logger {

@@ -14,22 +14,27 @@ import { createValidator, type Validator } from '../profiles/validator';
 import { PatientIndex } from '../mpi';
 import { loadRules } from '../mpi/rules';
 import { openStore, type OpenStore } from '../store/open';
+import { auditQueue, startAuditWorker, type AuditJob } from '../workers/audit';
 import { startIngestWorker } from '../workers/ingest';
 import { registerQueueDepth } from '../workers/metrics';
 import { ingestQueue, redisConnection, type IngestJob } from '../workers/queues';
 import { startRecovery } from '../workers/recovery';
 import { loadSources, type SourceRegistry } from '../workers/sources';
 import { queueBoard } from './admin';
-import { createApp } from './app';
+import { createApp, errorHandler } from './app';
 import { createAuth, type Auth } from './auth';
 import { loadClients, type ClientRegistry } from './auth/clients';
 import { redisReplayGuard } from './auth/replay';
 import { officeOnly } from './auth/require';
 import { persistentSigningKey, signingKeyFromJwk, type SigningKey } from './auth/signing-key';
+import { AuditRecorder } from './audit/recorder';
+import { AuditSpill } from './audit/spill';
+import { auditTrail } from './audit/trail';
 import { loadDemo, loadDemoMessages } from './demo';
 import { createMllpServer } from './ingest/mllp';
 import { IngestService } from './ingest/service';
 import { ConfigError, loadConfig, redactUrl, type Config } from './config';
+import { applyServerTimeouts, rateLimit, requestTimeout, securityHeaders } from './hardening';
 import { createHealthRouter, metricsMiddleware } from './health';
 import { logger, type Logger } from './logger';
 import { findRedisServer, RedisNotFoundError, startRedisServer, type RedisChild } from './redis-process';
@@ -52,6 +57,9 @@ interface Running {
   mllp?: TcpServer;
   queue?: Queue<IngestJob>;
   worker?: Worker<IngestJob>;
+  auditQueue?: Queue<AuditJob>;
+  auditWorker?: Worker<AuditJob>;
+  audit?: AuditRecorder;
   stopRecovery?: () => void;
   demo?: Promise<void>;
   stopDemo: boolean;
@@ -169,8 +177,19 @@ async function start(state: Running, log: Logger): Promise<void> {
     replay: redisReplayGuard(state.redisClient),
     oidc: config.oidc,
   });
+  const auditLog = logger.child({ component: 'audit' });
+  const audits = (state.auditQueue = auditQueue(connection, config.queuePrefix));
+  registerQueueDepth(audits, 'audit_queue_jobs');
+  state.audit = new AuditRecorder({ queue: audits, repo: store.repo, log: auditLog, spill: new AuditSpill(join(config.dataDir, 'audit-spill')) });
+  await state.audit.replaySpill().catch((err: Error) => auditLog.error({ err: oneLine(err) }, 'could not write the spilled audit events; they stay on disk'));
+  if (config.auditWorker) state.auditWorker = startAuditWorker({ repo: store.repo, log: auditLog }, { connection, prefix: config.queuePrefix });
+
+  // The logger's err serializer keeps name, code and masked message: never the stack, nor a driver's `detail`.
+  const onError = (err: unknown): void => logger.error({ err }, 'unexpected error while handling a request');
   const app = express();
   app.disable('x-powered-by');
+  app.use(securityHeaders('/admin/queues'));
+  app.use(requestTimeout(config.requestTimeoutMs));
   app.use(metricsMiddleware);
   if (!config.metricsPublic) app.use('/metrics', auth.authenticate, officeOnly('Metrics'));
   app.use(createHealthRouter({ db: store.db, redis: state.redisClient }));
@@ -180,14 +199,19 @@ async function start(state: Running, log: Logger): Promise<void> {
       ingest,
       mpi,
       auth,
-      admin: queueBoard([queue], '/admin/queues'),
+      admin: queueBoard([queue, audits], '/admin/queues'),
       baseUrl: config.baseUrl,
-      // Message, code and stack only: driver errors carry a `detail` that can quote row values.
-      onError: (err) => logger.error({ err: errorSummary(err) }, 'unexpected error while handling a request'),
+      onError,
+      audit: auditTrail(state.audit, { observer: { name: 'consortium-fhir-gateway', url: config.baseUrl }, onError }),
+      rateLimit: config.rateLimitPerMinute > 0 ? rateLimit({ redis: state.redisClient, perMinute: config.rateLimitPerMinute, keyPrefix: config.queuePrefix, log: logger.child({ component: 'rate-limit' }) }) : undefined,
+      maxBodyBytes: config.maxBodyBytes,
     }),
   );
+  app.use(errorHandler(onError));
 
-  state.server = await listen(createServer(app), config.port, 'PORT');
+  const server = createServer(app);
+  applyServerTimeouts(server, config.requestTimeoutMs);
+  state.server = await listen(server, config.port, 'PORT');
   if (config.mllpPort) {
     let tls: { cert: Buffer; key: Buffer; ca: Buffer } | undefined;
     try {
@@ -300,15 +324,15 @@ async function cleanup(state: Running): Promise<void> {
   // A job in flight finishes (or its transaction rolls back and it is retried later).
   if (state.worker) await state.worker.close();
   if (state.queue) await state.queue.close();
+  // The last requests' audit events reach the queue (or the store) before the audit worker stops.
+  await state.audit?.drain();
+  state.audit?.close();
+  if (state.auditWorker) await state.auditWorker.close();
+  if (state.auditQueue) await state.auditQueue.close();
   if (state.redisClient) await state.redisClient.quit().catch(() => state.redisClient?.disconnect());
   if (state.store) await state.store.close();
   const child = state.redisChild ?? (await state.redisStart?.catch(() => undefined));
   if (child) await child.stop();
-}
-
-function errorSummary(err: unknown): Record<string, unknown> {
-  if (!(err instanceof Error)) return { message: String(err) };
-  return { type: err.name, message: err.message, code: (err as { code?: unknown }).code, stack: err.stack };
 }
 
 function oneLine(err: unknown): string {

@@ -1,12 +1,13 @@
 /**
- * Process entry for `npm run worker`: the ingest worker alone, for deployments that scale it
- * apart from the HTTP gateway (run the gateway with INGEST_WORKER=false). Needs DATABASE_URL
+ * Process entry for `npm run worker`: the ingest and audit workers, for deployments that scale
+ * them apart from the HTTP gateway (run the gateway with INGEST_WORKER=false, AUDIT_WORKER=false). Needs DATABASE_URL
  * and REDIS_URL: an embedded PGlite or a private Redis belongs to one gateway process.
  */
 import { PatientIndex } from '../mpi';
 import { loadRules } from '../mpi/rules';
 import { createValidator } from '../profiles/validator';
 import { openStore } from '../store/open';
+import { startAuditWorker } from '../workers/audit';
 import { startIngestWorker } from '../workers/ingest';
 import { ingestQueue, redisConnection } from '../workers/queues';
 import { startRecovery } from '../workers/recovery';
@@ -27,7 +28,8 @@ async function main(): Promise<void> {
   const queue = ingestQueue(connection, config.queuePrefix);
   const worker = startIngestWorker({ repo: store.repo, sources, log, mpi }, { connection, concurrency: config.workerConcurrency, prefix: config.queuePrefix });
   const stopRecovery = await startRecovery(store.db, queue, log, { intervalMs: 30_000, graceMs: 60_000 });
-  log.info({ concurrency: config.workerConcurrency }, 'ingest worker running');
+  const auditWorker = startAuditWorker({ repo: store.repo, log: logger.child({ component: 'audit' }) }, { connection, prefix: config.queuePrefix });
+  log.info({ concurrency: config.workerConcurrency }, 'ingest and audit workers running');
 
   let stopping = false;
   const stop = (signal: string): void => {
@@ -35,8 +37,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'stopping: finishing the jobs in flight');
     stopRecovery();
-    worker
-      .close()
+    Promise.all([worker.close(), auditWorker.close()])
       .then(() => queue.close())
       .then(() => store.close())
       .then(() => process.exit(0), () => process.exit(1));

@@ -291,7 +291,7 @@ export class PatientIndex {
 
   private async audit(repo: Repository, action: MpiAction, by: string, patients: string[], detail: string): Promise<void> {
     const event = mpiAuditEvent(action, by, patients, detail) as Resource;
-    await repo.applyWrites([{ method: 'create', type: 'AuditEvent', id: randomUUID(), resource: event, origin: ORIGIN }]);
+    await repo.applyWrites([{ method: 'create', type: 'AuditEvent', id: event.id!, resource: event, origin: ORIGIN }]);
   }
 }
 

@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, register } from 'prom-client';
 import type { Queue } from 'bullmq';
 
 /** A metric registered once in prom-client's global registry, however often this module loads. */
-function once<T>(name: string, make: () => T): T {
+export function once<T>(name: string, make: () => T): T {
   return (register.getSingleMetric(name) as T | undefined) ?? make();
 }
 
@@ -13,17 +13,37 @@ export const ingestMetrics = {
   unmapped: once('ingest_unmapped_codes_total', () => new Counter({ name: 'ingest_unmapped_codes_total', help: 'Local codes seen without a standard mapping, by source', labelNames: ['source'] })),
 };
 
+const DEPTH_TIMEOUT_MS = 1000;
+
+export const auditMetrics = {
+  queued: once('audit_events_queued_total', () => new Counter({ name: 'audit_events_queued_total', help: 'AuditEvents handed to the audit queue' })),
+  written: once('audit_events_written_total', () => new Counter({ name: 'audit_events_written_total', help: 'AuditEvents written to the store (by the worker or directly)' })),
+  fallback: once('audit_events_fallback_total', () => new Counter({ name: 'audit_events_fallback_total', help: 'AuditEvents written directly to the store because the queue could not take them' })),
+  spilled: once('audit_events_spilled_total', () => new Counter({ name: 'audit_events_spilled_total', help: 'AuditEvents spilled to disk because neither the queue nor the store took them (written to the store later)' })),
+  pending: once('audit_events_pending', () => new Gauge({ name: 'audit_events_pending', help: 'AuditEvents that neither the queue, the store nor the spill took, held in memory and retried' })),
+};
+
 /** Queue depth by job state, read from Redis when /metrics is scraped. */
-export function registerQueueDepth(queue: Queue): void {
-  const name = 'ingest_queue_jobs';
+export function registerQueueDepth(queue: Queue, name = 'ingest_queue_jobs'): void {
   register.removeSingleMetric(name);
   new Gauge({
     name,
-    help: 'Jobs in the ingest queue, by state',
+    help: `Jobs in the ${queue.name} queue, by state`,
     labelNames: ['state'],
+    // With Redis away the last depth stays: /metrics must still answer (it counts the fallbacks).
     async collect() {
-      const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized');
-      for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const counts = await Promise.race([
+          queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized'),
+          new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), DEPTH_TIMEOUT_MS))),
+        ]);
+        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      } catch {
+        // Redis unreachable: keep the last values.
+      } finally {
+        clearTimeout(timer);
+      }
     },
   });
 }

@@ -1,0 +1,136 @@
+import type { Queue } from 'bullmq';
+import type { Logger } from 'pino';
+import type { Repository } from '../../store/repository';
+import { AUDIT_BATCH_SIZE, AUDIT_JOB_OPTIONS, writeAuditEvents, type AuditJob } from '../../workers/audit';
+import { auditMetrics } from '../../workers/metrics';
+import type { AuditSpill } from './spill';
+
+type Event = AuditJob['event'];
+
+export interface AuditRecorderDeps {
+  queue: Queue<AuditJob>;
+  /** Unrestricted: where events go when the queue cannot take them. */
+  repo: Repository;
+  log: Logger;
+  /** Durable last resort when the store refuses too (DATA_DIR/audit-spill). */
+  spill?: AuditSpill;
+  /** How long a hand-over to the queue may take before the event is written directly. Default 1000 ms. */
+  queueTimeoutMs?: number;
+  /** How often spilled (or held) events are tried again. Default 5000 ms. */
+  retryMs?: number;
+}
+
+/**
+ * Takes AuditEvents from the request path without ever making it wait or fail: each is queued
+ * (the worker writes it), or, if Redis cannot take it, written straight to the store. If the
+ * store refuses too, it is spilled to disk and written to the store once it answers; only if
+ * the disk refuses as well is it held in memory, and retried, until one of them takes it.
+ */
+export class AuditRecorder {
+  private readonly inFlight = new Set<Promise<void>>();
+  private retrying: Event[] = [];
+  private retryTimer: NodeJS.Timeout | undefined;
+  private queueDown = false;
+  private storeDown = false;
+  private spilled = false;
+
+  constructor(private readonly deps: AuditRecorderDeps) {
+    // Connection errors surface as failed hand-overs (warned once per outage); this only keeps them off stderr.
+    deps.queue.on('error', (err) => deps.log.debug({ err: err.message }, 'audit queue connection error'));
+  }
+
+  /** Hands one event over; returns at once. */
+  record(event: Event): void {
+    this.track(this.deliver(event));
+  }
+
+  /** Resolves once every event handed over so far is queued, written or spilled (or held for a retry). */
+  async drain(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+  }
+
+  /** Stops retrying; events still waiting are logged by count (shutdown). */
+  close(): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (this.retrying.length > 0) this.deps.log.error({ pending: this.retrying.length }, 'audit events neither written nor spilled at shutdown: lost');
+  }
+
+  private track(p: Promise<void>): void {
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+
+  private async deliver(event: Event): Promise<void> {
+    try {
+      await this.enqueue(event);
+      auditMetrics.queued.inc();
+      if (this.queueDown) this.deps.log.info('audit queue reachable again');
+      this.queueDown = false;
+      return;
+    } catch (err) {
+      if (!this.queueDown) this.deps.log.warn({ err: (err as Error).message?.split('\n')[0] }, 'audit queue unreachable: writing audit events directly to the store');
+      this.queueDown = true;
+    }
+    try {
+      await writeAuditEvents(this.deps.repo, [event]);
+      auditMetrics.fallback.inc();
+      this.storeDown = false;
+      return;
+    } catch (err) {
+      if (!this.storeDown) this.deps.log.error({ err: (err as Error).message?.split('\n')[0] }, 'audit events can be neither queued nor written to the store: spilling them to disk');
+      this.storeDown = true;
+    }
+    try {
+      if (!this.deps.spill) throw new Error('no spill directory');
+      await this.deps.spill.append(event);
+      auditMetrics.spilled.inc();
+      this.spilled = true;
+    } catch (err) {
+      this.deps.log.error({ err: (err as Error).message?.split('\n')[0] }, 'audit event could not be spilled either; holding it in memory');
+      this.retrying.push(event);
+      auditMetrics.pending.set(this.retrying.length);
+    }
+    this.scheduleRetry();
+  }
+
+  /** Writes what an earlier run (or an outage) spilled to disk; main calls it on start. */
+  async replaySpill(): Promise<void> {
+    if (!this.deps.spill) return;
+    const { written, unreadable } = await this.deps.spill.replay(async (events) => {
+      await writeAuditEvents(this.deps.repo, events);
+      auditMetrics.fallback.inc(events.length);
+    }, AUDIT_BATCH_SIZE);
+    if (written > 0) this.deps.log.info({ written }, 'spilled audit events written to the store');
+    if (unreadable > 0) this.deps.log.error({ unreadable }, 'spilled audit events torn by a crash could not be read');
+  }
+
+  private scheduleRetry(): void {
+    this.retryTimer ??= setTimeout(() => this.retry(), this.deps.retryMs ?? 5000);
+  }
+
+  private enqueue(event: Event): Promise<unknown> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('audit queue did not answer in time')), this.deps.queueTimeoutMs ?? 1000);
+    });
+    const added = this.deps.queue.add('write', { event }, { ...AUDIT_JOB_OPTIONS, jobId: event.id });
+    return Promise.race([added, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  private retry(): void {
+    this.retryTimer = undefined;
+    const events = this.retrying.splice(0);
+    auditMetrics.pending.set(0);
+    for (const e of events) this.record(e);
+    if (!this.spilled) return;
+    this.spilled = false;
+    this.track(
+      this.replaySpill().catch((err: Error) => {
+        this.spilled = true;
+        this.deps.log.warn({ err: err.message?.split('\n')[0] }, 'spilled audit events not written yet; retrying');
+        this.scheduleRetry();
+      }),
+    );
+  }
+}
