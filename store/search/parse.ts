@@ -25,6 +25,8 @@ export function parseSearch(resourceType: string, params: [string, string][], op
   };
 
   for (const [name, value] of params) {
+    // PostgreSQL text cannot hold NUL: refuse it here, naming the parameter, not as a failed query.
+    if (name.includes('\0') || value.includes('\0')) throw badRequest(`Search parameter '${name.replaceAll('\0', '\\0')}' contains a NUL character`, [name]);
     switch (name) {
       case '_count':
         q.count = parseCount(value);
@@ -59,7 +61,32 @@ export function parseSearch(resourceType: string, params: [string, string][], op
     const filter = parseFilter(resourceType, name, value, unknown);
     if (filter) q.filters.push(filter);
   }
+  if (q.cursor) checkCursor(q.cursor, q.sort);
   return q;
+}
+
+/**
+ * A cursor is echoed back from a page link, so a client can alter it: each value must be of
+ * its sort key's type (the SQL casts it), else it is the client's error, not a failed query.
+ */
+function checkCursor(c: Cursor, sort: SortKey[]): void {
+  const bad = sort.some((key, i) => i < c.values.length && !cursorValueFits(c.values[i], key));
+  if (bad) throw badRequest('Invalid _cursor: it does not fit this _sort; use the next/previous links as given', ['_cursor']);
+}
+
+const UNBOUNDED = new Set(['infinity', '-infinity']);
+
+function cursorValueFits(v: unknown, key: SortKey): boolean {
+  const type = key.column === 'id' ? 'string' : key.column === 'last_updated' ? 'date' : key.param!.type;
+  switch (type) {
+    case 'date':
+      return typeof v === 'string' && (UNBOUNDED.has(v) || parseDateRange(v) !== undefined);
+    case 'number':
+    case 'quantity':
+      return (typeof v === 'number' && Number.isFinite(v)) || (typeof v === 'string' && UNBOUNDED.has(v));
+    default:
+      return typeof v === 'string' && !v.includes('\0');
+  }
 }
 
 function parseCount(value: string): number {

@@ -162,6 +162,26 @@ describe.each(DRIVERS)('FHIR REST over HTTP on %s', (driver) => {
       expect(expectOutcome(res.body).issue[0].expression).toEqual(['date']);
     });
 
+    it('400 for a _since PostgreSQL cannot read, on history and $everything, naming _since', async () => {
+      // Date.parse takes all of these; the store's timestamptz takes none.
+      for (const since of ['2024-13-45', '99999', '-271821-04-20', '+275760-09-13']) {
+        for (const path of ['/fhir/_history', '/fhir/Patient/_history', '/fhir/Patient/pg/$everything']) {
+          const res = await api().get(`${path}?_since=${encodeURIComponent(since)}`).expect(400);
+          expect(expectOutcome(res.body).issue[0].expression).toEqual(['_since']);
+        }
+      }
+      // A partial date is the start of its range, as before.
+      expect((await api().get('/fhir/Patient/_history?_since=2024').expect(200)).body.type).toBe('history');
+    });
+
+    it('400 for a history _cursor with values of the wrong type, naming _cursor', async () => {
+      for (const values of [['x', 1], [{}, 1], ['2024-03-01T00:00:00Z', ''], ['2024-03-01T00:00:00Z']]) {
+        const cursor = Buffer.from(JSON.stringify([values, 1])).toString('base64url');
+        const res = await api().get(`/fhir/Patient/_history?_cursor=${cursor}`).expect(400);
+        expect(expectOutcome(res.body).issue[0].expression).toEqual(['_cursor']);
+      }
+    });
+
     it('412 for a conditional create matching several', async () => {
       const body = { resourceType: 'Patient', identifier: [{ system: MRN_CITY, value: 'DUP' }] };
       await api().post('/fhir/Patient').set('Content-Type', FHIR).send(body).expect(201);

@@ -13,10 +13,10 @@ export interface TestServer {
 }
 
 /** The real app over a fresh store, listening on a free loopback port. */
-export async function startTestServer(driver: Driver, opts: { patientIndex?: boolean } = {}): Promise<TestServer> {
+export async function startTestServer(driver: Driver, opts: { patientIndex?: boolean; onError?: (err: unknown) => void } = {}): Promise<TestServer> {
   const indexed = opts.patientIndex ? await openIndexedStore(driver) : undefined;
   const store = indexed ?? (await openTestStore(driver));
-  const app = createApp({ repo: store.repo, mpi: indexed?.mpi });
+  const app = createApp({ repo: store.repo, mpi: indexed?.mpi, onError: opts.onError });
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
