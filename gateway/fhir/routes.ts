@@ -11,6 +11,7 @@ import type { StoredResource } from '../../store/stored';
 import type { PatientIndex } from '../../mpi';
 import { capabilityStatement } from './capability';
 import { expandPersons } from './person-search';
+import { checkDepth } from './depth';
 import { subset } from './elements';
 import { fullUrl, renderBundle, type RenderEntry } from './render';
 
@@ -173,6 +174,8 @@ function requireBody(req: Request): unknown {
   if (req.body === undefined || req.body === null || typeof req.body !== 'object' || Array.isArray(req.body) || Object.keys(req.body as object).length === 0) {
     throw badRequest('The request body must be a FHIR resource in JSON (Content-Type: application/fhir+json)');
   }
+  const type = (req.body as { resourceType?: unknown }).resourceType;
+  checkDepth(req.body, typeof type === 'string' ? type : 'resource');
   return req.body;
 }
 

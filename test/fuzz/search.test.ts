@@ -101,10 +101,12 @@ describe('fuzz: search parameters', () => {
       // Now and then the other paged reads, whose _since, _count and _cursor are parsed apart from search.
       const path = viaPost ? `/fhir/${type}/_search` : rng.pick([...Array(9).fill(`/fhir/${type}`), `/fhir/${type}/_history`, '/fhir/_history', '/fhir/Patient/p-wang/$everything']);
       const input = `${viaPost ? 'POST' : 'GET'} ${path}?${qs}${strict ? ' [strict]' : ''}`;
+      const started = performance.now();
       try {
         const req = viaPost ? api.post(path).type('form').send(qs) : api.get(`${path}?${qs}`);
         if (strict) req.set('Prefer', 'handling=strict');
         const res = await req.timeout(REQUEST_TIMEOUT_MS).ok(() => true);
+        tally.took(performance.now() - started, input);
         const problem = fhirAnswerProblem(res, 'Bundle');
         if (problem) tally.fail(n, input, res.status >= 500 ? `${problem} (${errors.at(-1)})` : problem, res.status >= 500);
       } catch (err) {

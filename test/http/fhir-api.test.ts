@@ -145,6 +145,18 @@ describe.each(DRIVERS)('FHIR REST over HTTP on %s', (driver) => {
       expect(expectOutcome(res.body).issue[0].expression).toEqual(['Observation.effectiveDateTime']);
     });
 
+    it('400 for a body nested thousands of levels deep, naming the top-level element, not a stack overflow', async () => {
+      const depth = 2000;
+      const extension = `[${'{"url":"http://example.org/x","extension":['.repeat(depth)}{"url":"http://example.org/x","valueString":"x"}${']}'.repeat(depth)}]`;
+      const res = await api().post('/fhir/Patient').set('Content-Type', FHIR).send(`{"resourceType":"Patient","extension":${extension}}`).expect(400);
+      expect(expectOutcome(res.body).issue[0].expression).toEqual(['Patient.extension']);
+      const bundle = `{"resourceType":"Bundle","type":"transaction","entry":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+      expect(expectOutcome((await api().post('/fhir').set('Content-Type', FHIR).send(bundle).expect(400)).body).issue[0].expression).toEqual(['Bundle.entry']);
+      // Ordinary nesting is untouched.
+      const nested = { resourceType: 'Patient', extension: [{ url: 'http://example.org/a', extension: [{ url: 'http://example.org/b', valueString: 'x' }] }] };
+      await api().post('/fhir/Patient').set('Content-Type', FHIR).send(nested).expect(201);
+    });
+
     it('400 for a body of the wrong type, a missing body, or an id mismatch', async () => {
       expectOutcome((await api().post('/fhir/Patient').set('Content-Type', FHIR).send({ resourceType: 'Observation' }).expect(400)).body);
       expectOutcome((await api().post('/fhir/Patient').expect(400)).body);

@@ -70,7 +70,14 @@ export class FuzzTally {
   serverErrors = 0;
   readonly failures: FuzzFailure[] = [];
 
+  private slowest = { ms: 0, input: '' };
+
   constructor(readonly suite: string) {}
+
+  /** Notes a case's duration: the slowest one is shown with the counts. */
+  took(ms: number, input: string): void {
+    if (ms > this.slowest.ms) this.slowest = { ms, input: input.slice(0, 120) };
+  }
 
   /** Numbers the next case. */
   next(): number {
@@ -84,7 +91,9 @@ export class FuzzTally {
 
   /** The line CI shows, and the failures in a form a test can assert empty. */
   report(): FuzzFailure[] {
-    console.log(`fuzz: ${this.suite} ${this.cases} cases, ${this.serverErrors} server errors, ${this.failures.length} failures (FUZZ_SEED=${FUZZ_SEED})`);
+    console.log(
+      `fuzz: ${this.suite} ${this.cases} cases, ${this.serverErrors} server errors, ${this.failures.length} failures (FUZZ_SEED=${FUZZ_SEED}); slowest ${Math.round(this.slowest.ms)} ms: ${this.slowest.input}`,
+    );
     return this.failures.slice(0, 20);
   }
 }
