@@ -1,6 +1,6 @@
 import { badRequest, notSupported } from '../errors';
 import { parseDateRange } from '../fhir-date';
-import { normalizeString } from '../normalize';
+import { indexable, normalizeString } from '../normalize';
 import { getParam, isKnownResourceType, type ParamDef } from '../search-params';
 import type { Cursor, Filter, Include, Prefix, SearchQuery, SortKey } from './query';
 
@@ -143,13 +143,13 @@ function parseFilter(resourceType: string, name: string, value: string, unknown:
   switch (param.type) {
     case 'token':
     case 'uri':
-      if (modifier === 'text') return { kind: 'string', param, key: `${param.key}:text`, mode: 'prefix', values: values.map(normalizeString) };
+      if (modifier === 'text') return { kind: 'string', param, key: `${param.key}:text`, mode: 'prefix', values: values.map(searchedString) };
       if (modifier && modifier !== 'not') throw notSupported(`Modifier ':${modifier}' is not supported on token parameter '${code}'`);
       return {
         kind: 'token',
         param,
         not: modifier === 'not',
-        values: param.type === 'uri' ? values.map((v) => ({ code: v })) : values.map(parseToken),
+        values: param.type === 'uri' ? values.map((v) => ({ code: indexable(v) })) : values.map(parseToken),
       };
     case 'string':
       if (modifier && modifier !== 'exact' && modifier !== 'contains') throw notSupported(`Modifier ':${modifier}' is not supported on string parameter '${code}'`);
@@ -158,7 +158,7 @@ function parseFilter(resourceType: string, name: string, value: string, unknown:
         param,
         key: param.key,
         mode: (modifier as 'exact' | 'contains' | undefined) ?? 'prefix',
-        values: modifier === 'exact' ? values : values.map(normalizeString),
+        values: modifier === 'exact' ? values : values.map(searchedString),
       };
     case 'date':
       if (modifier) throw notSupported(`Modifier ':${modifier}' is not supported on date parameter '${code}'`);
@@ -209,12 +209,17 @@ export function splitValues(value: string): string[] {
     .filter((v) => v.length > 0);
 }
 
+/** As the index holds it: normalised, and cut as long values are (`:exact` compares the full value kept beside). */
+function searchedString(v: string): string {
+  return indexable(normalizeString(v));
+}
+
 function parseToken(v: string): { system?: string | null; code?: string } {
   const bar = v.search(/(?<!\\)\|/);
-  if (bar < 0) return { code: v };
+  if (bar < 0) return { code: indexable(v) };
   const system = v.slice(0, bar);
   const code = v.slice(bar + 1);
-  return { system: system === '' ? null : system, code: code === '' ? undefined : code };
+  return { system: system === '' ? null : indexable(system), code: code === '' ? undefined : indexable(code) };
 }
 
 function splitPrefix(v: string): [Prefix, string] {
