@@ -18,6 +18,15 @@ function xsdWhitespace(schema: unknown): unknown {
 }
 
 /**
+ * The schema's complex types (CodeableConcept, Reference, every resource) list properties but
+ * not `type: object`, and JSON Schema applies `properties` to objects only: without this,
+ * `"code": 5` or `"subject": []` pass as a CodeableConcept and a Reference.
+ */
+function objectTypes(definitions: Record<string, Record<string, unknown>>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(definitions).map(([name, d]) => [name, d.properties && !d.type ? { ...d, type: 'object' } : d]));
+}
+
+/**
  * Structural validation against the official R4 JSON Schema. The schema is compiled once, on
  * the first call of createValidator (about 3 s): every resource definition is reachable from
  * the root, so later types cost nothing.
@@ -31,7 +40,7 @@ export function createValidator(): Validator {
     $id: SCHEMA_ID,
     // Medplum's copy of the schema refers to these two without defining them.
     definitions: {
-      ...(rest.definitions as Record<string, unknown>),
+      ...objectTypes(rest.definitions as Record<string, Record<string, unknown>>),
       Resource: { type: 'object', properties: { resourceType: { type: 'string' } }, required: ['resourceType'] },
       integer64: { type: 'string' },
     },
@@ -52,8 +61,34 @@ export function createValidator(): Validator {
     if (typeof type !== 'string') throw invalid('resourceType is missing', ['resourceType']);
     const validate = forType(type);
     if (!validate || !/^[A-Z]/.test(type)) throw invalid(`Unknown resourceType '${type}'`, ['resourceType']);
+    const unstorable = unstorablePath(resource, type);
+    if (unstorable) throw invalid(`Invalid value at '${unstorable}': a NUL (U+0000) or an unpaired surrogate is not a character`, [unstorable]);
     if (!validate(resource)) throw toError(type, validate.errors ?? []);
   };
+}
+
+/** U+0000 or a UTF-16 surrogate without its pair (JSON text can carry both as \u escapes). */
+const UNSTORABLE = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * The first element whose value (or name) holds what the schema's patterns allow but
+ * PostgreSQL's json and jsonb refuse (UNSTORABLE). Iterative, as bodies reach here before any depth limit elsewhere.
+ */
+function unstorablePath(resource: object, type: string): string | undefined {
+  const stack: [unknown, string][] = [[resource, type]];
+  while (stack.length > 0) {
+    const [node, path] = stack.pop()!;
+    if (typeof node === 'string') {
+      if (UNSTORABLE.test(node)) return path;
+    } else if (node && typeof node === 'object') {
+      for (const [key, child] of Object.entries(node)) {
+        const at = Array.isArray(node) ? `${path}[${key}]` : `${path}.${key}`;
+        if (UNSTORABLE.test(key)) return at;
+        stack.push([child, at]);
+      }
+    }
+  }
+  return undefined;
 }
 
 function invalid(message: string, expression: string[]): FhirError {

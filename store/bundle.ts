@@ -34,9 +34,25 @@ interface ParsedRequest {
 /** Processes a batch (entries independent) or transaction (all or nothing) Bundle. */
 export async function processBundle(repo: Repository, bundle: Bundle): Promise<BundleResult> {
   if (bundle?.resourceType !== 'Bundle') throw badRequest('Expected a Bundle', ['resourceType']);
-  if (bundle.type === 'transaction') return processTransaction(repo, bundle.entry ?? []);
-  if (bundle.type === 'batch') return processBatch(repo, bundle.entry ?? []);
+  const entries = bundle.entry ?? [];
+  // The Bundle itself is not schema-validated (only its resources are): check the shape its processing relies on.
+  if (!Array.isArray(entries)) throw badRequest('Bundle.entry must be an array', ['Bundle.entry']);
+  entries.forEach(checkEntryShape);
+  if (bundle.type === 'transaction') return processTransaction(repo, entries);
+  if (bundle.type === 'batch') return processBatch(repo, entries);
   throw badRequest(`Bundle.type must be 'transaction' or 'batch', got '${bundle.type}'`, ['Bundle.type']);
+}
+
+function checkEntryShape(entry: unknown, i: number): void {
+  const at = `Bundle.entry[${i}]`;
+  if (!entry || typeof entry !== 'object' || Array.isArray(entry)) throw badRequest(`${at} must be an object`, [at]);
+  const { fullUrl, request } = entry as Record<string, unknown>;
+  if (fullUrl !== undefined && typeof fullUrl !== 'string') throw badRequest(`${at}.fullUrl must be a string`, [`${at}.fullUrl`]);
+  if (request !== undefined && (!request || typeof request !== 'object')) throw badRequest(`${at}.request must be an object`, [`${at}.request`]);
+  for (const field of ['method', 'url', 'ifMatch', 'ifNoneExist'] as const) {
+    const v = (request as Record<string, unknown> | undefined)?.[field];
+    if (v !== undefined && typeof v !== 'string') throw badRequest(`${at}.request.${field} must be a string`, [`${at}.request.${field}`]);
+  }
 }
 
 function parseRequest(entry: BundleEntry, i: number): ParsedRequest {

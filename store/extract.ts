@@ -15,7 +15,7 @@ import {
 import type { FhirPathAtom } from '@medplum/core';
 import type { IndexRows } from './index-rows';
 import { emptyIndexRows } from './index-rows';
-import { normalizeString } from './normalize';
+import { indexable, normalizeString } from './normalize';
 import { parseDateRange } from './fhir-date';
 import { ensureDefinitionsLoaded, getParams, isKnownResourceType, type ParamDef, type ParamType } from './search-params';
 
@@ -88,9 +88,10 @@ class Acc {
     this.n0 = r.number.length;
   }
 
-  token(system: unknown, code: unknown): void {
-    if (typeof code !== 'string' || code === '') return;
-    const sys = typeof system === 'string' && system !== '' ? system : null;
+  token(system: unknown, rawCode: unknown): void {
+    if (typeof rawCode !== 'string' || rawCode === '') return;
+    const code = indexable(rawCode);
+    const sys = typeof system === 'string' && system !== '' ? indexable(system) : null;
     const rows = this.rows.token;
     for (let i = this.t0; i < rows.length; i++) if (rows[i].code === code && rows[i].system === sys) return;
     rows.push({ p: this.p, system: sys, code });
@@ -99,7 +100,7 @@ class Acc {
   /** A string row under the parameter (asText = false) or under its `:text` key; `raw` keeps the value as written. */
   string(raw: unknown, asText = false): void {
     if (typeof raw !== 'string' || raw === '') return;
-    const value = raw.length > 200 ? normalizeString(raw) : normalize(raw);
+    const value = indexable(raw.length > 200 ? normalizeString(raw) : normalize(raw));
     if (value === '') return;
     const p = asText ? this.pText : this.p;
     const rows = this.rows.string;

@@ -1,10 +1,12 @@
 /** Reading FHIR Parameters bodies of operations. */
 import type { Parameters, ParametersParameter } from '@medplum/fhirtypes';
 import { badRequest } from '../../store/errors';
+import { checkDepth } from './depth';
 
 export function parametersBody(body: unknown, operation: string): ParametersParameter[] {
   const p = body as Parameters | undefined;
   if (!p || typeof p !== 'object' || p.resourceType !== 'Parameters') throw badRequest(`${operation} takes a Parameters resource (Content-Type: application/fhir+json)`);
+  checkDepth(p, 'Parameters');
   return p.parameter ?? [];
 }
 

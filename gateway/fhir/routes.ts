@@ -3,6 +3,7 @@ import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { processBundle, type BundleResponseEntry } from '../../store/bundle';
 import { badRequest, FhirError, notSupported, outcome } from '../../store/errors';
 import type { Repository } from '../../store/repository';
+import { parseDateRange } from '../../store/fhir-date';
 import { encodeCursor, DEFAULT_COUNT, MAX_COUNT, splitValues } from '../../store/search/parse';
 import type { Cursor } from '../../store/search/query';
 import { isKnownResourceType, resourceTypes } from '../../store/search-params';
@@ -13,6 +14,7 @@ import { refusedEntries, withoutRefused } from './bundle-scopes';
 import { chainedTypes } from './chained-types';
 import { capabilityStatement } from './capability';
 import { expandPersons } from './person-search';
+import { checkDepth } from './depth';
 import { subset } from './elements';
 import { fullUrl, renderBundle, type RenderEntry } from './render';
 
@@ -110,8 +112,7 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
   async function history(req: Request, res: Response, scope: { type?: string; id?: string }): Promise<void> {
     const params = new URLSearchParams(queryPairs(req));
     const count = pageSize(params.get('_count'));
-    const since = params.get('_since') ?? undefined;
-    if (since !== undefined && Number.isNaN(Date.parse(since))) throw badRequest(`_since must be an instant, got '${since}'`, ['_since']);
+    const since = sinceParam(params);
     const cursor = params.get('_cursor') ? decodeHistoryCursor(params.get('_cursor')!) : undefined;
     const page = await store(res).history(scope, { since, count, cursor });
     const b = base(req);
@@ -168,8 +169,7 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
     // The whole person: a golden record or any linked registration brings every facility's records.
     const person = await mpi?.person(repo.executor, id);
     const params = new URLSearchParams(queryPairs(req));
-    const since = params.get('_since') ?? undefined;
-    if (since !== undefined && Number.isNaN(Date.parse(since))) throw badRequest(`_since must be an instant, got '${since}'`, ['_since']);
+    const since = sinceParam(params);
     const requested = params.get('_type') ? splitValues(params.get('_type')!) : undefined;
     for (const t of requested ?? []) knownType(t);
     const types = everythingTypes(res, requested);
@@ -219,6 +219,8 @@ function requireBody(req: Request): unknown {
   if (req.body === undefined || req.body === null || typeof req.body !== 'object' || Array.isArray(req.body) || Object.keys(req.body as object).length === 0) {
     throw badRequest('The request body must be a FHIR resource in JSON (Content-Type: application/fhir+json)');
   }
+  const type = (req.body as { resourceType?: unknown }).resourceType;
+  checkDepth(req.body, typeof type === 'string' ? type : 'resource');
   return req.body;
 }
 
@@ -247,10 +249,25 @@ function pageSize(value: string | null): number {
   return Math.min(n, MAX_COUNT);
 }
 
+/**
+ * `_since` as the instant the store compares with: through the FHIR date parser, since
+ * Date.parse takes values PostgreSQL refuses ('2024', '99999', six-digit years).
+ */
+function sinceParam(params: URLSearchParams): string | undefined {
+  const since = params.get('_since');
+  if (since === null) return undefined;
+  const range = parseDateRange(since);
+  if (!range) throw badRequest(`_since must be an instant, got '${since}'`, ['_since']);
+  return range.lo;
+}
+
+/** History cursors hold [lastUpdated, version] (the SQL casts both); $everything's hold none. */
 function decodeHistoryCursor(value: string): Cursor {
   try {
     const [values, rk] = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as [(string | number)[], number];
     if (!Array.isArray(values) || !Number.isSafeInteger(rk)) throw new Error('shape');
+    const [lastUpdated, version] = values;
+    if (values.length > 0 && (values.length !== 2 || typeof lastUpdated !== 'string' || !parseDateRange(lastUpdated) || !Number.isSafeInteger(version))) throw new Error('values');
     return { values, rk, direction: 'next' };
   } catch {
     throw badRequest('Invalid _cursor: use the next link as given', ['_cursor']);

@@ -24,7 +24,10 @@ export function ingestRouter(service: IngestService, limit = '10mb'): Router {
 
   r.post('/hl7v2', raw, async (req, res) => {
     const sender = new Set([principalOf(res).facility]);
-    const receipt = await service.receiveHl7(requireBody(req), charsetOf(req), sender);
+    // An empty message of an HL7 type is still a message to the sender's interface engine: it hears AR, not an OperationOutcome.
+    const isHl7 = HL7_TYPES.includes((req.get('content-type') ?? '').split(';')[0].trim().toLowerCase());
+    const bytes = isHl7 ? (Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0)) : requireBody(req);
+    const receipt = await service.receiveHl7(bytes, charsetOf(req), sender);
     res.status(receipt.forbidden ? 403 : ACK_STATUS[receipt.code]).type(`application/hl7-v2; charset=${receipt.charset}`);
     if (receipt.messageId) res.set('X-Message-Id', receipt.messageId).set('Location', `${req.baseUrl}/messages/${receipt.messageId}`);
     res.send(receipt.ack);

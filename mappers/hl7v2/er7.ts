@@ -228,11 +228,12 @@ export function parseEr7(text: string): Er7Message {
     if (!SEGMENT_ID.test(id)) {
       const prev = segments[segments.length - 1];
       throw new MappingError(
-        `segment ${i + 1} ('${id.slice(0, 12)}') is not an HL7 segment: is there an unescaped line break in ${prev.label()}?`,
+        `segment ${i + 1} ('${id.slice(0, 12).replaceAll('\0', '\\0')}') is not an HL7 segment: is there an unescaped line break in ${prev.label()}?`,
         prev.at(),
         'structure',
       );
     }
+    if (line.includes('\0')) throw nulError(id, (counts.get(id) ?? 0) + 1, fields);
     const index = (counts.get(id) ?? 0) + 1;
     counts.set(id, index);
     segments.push(new Er7Segment(id, index, fields, d));
@@ -255,6 +256,7 @@ function mshFromLine(line: string): Er7Segment {
     throw new MappingError('MSH-1 (field separator) is missing or not a delimiter character', { segment: 'MSH', field: 1 }, 'structure');
   }
   const parts = line.split(sep);
+  if (line.includes('\0')) throw nulError('MSH', 1, ['MSH', sep, ...parts.slice(1)]);
   const encoding = parts[1] || DEFAULT_ENCODING;
   const d: Delimiters = {
     field: sep,
@@ -268,6 +270,18 @@ function mshFromLine(line: string): Er7Segment {
     throw new MappingError(`MSH-2 '${parts[1]}' does not hold four distinct delimiter characters`, { segment: 'MSH', field: 2 }, 'structure');
   }
   return new Er7Segment('MSH', 1, ['MSH', sep, ...parts.slice(1)], d);
+}
+
+/**
+ * NUL is no character of any HL7 data type, and PostgreSQL text cannot hold it: the sender
+ * hears which field has one instead of the store failing on a copy of it. `fields` is split
+ * as Er7Segment holds them (MSH: [MSH, separator, MSH-2, ...]).
+ */
+function nulError(id: string, index: number, fields: string[]): MappingError {
+  const field = fields.findIndex((f) => f.includes('\0'));
+  const at = { segment: id, segmentIndex: index, field: field > 0 ? field : undefined };
+  const label = `${index > 1 ? `${id}[${index}]` : id}${at.field ? `-${at.field}` : ''}`;
+  return new MappingError(`${label} contains a NUL (0x00) character`, at, 'value');
 }
 
 /** The HL7 escape sequences; anything else between escape characters is kept as sent. */
@@ -310,7 +324,9 @@ function escapeSequence(seq: string, d: Delimiters): string | undefined {
   }
   const hex = HEX.exec(seq);
   // The message was decoded to text before parsing; hex escapes are read as UTF-8 bytes.
-  return hex ? Buffer.from(hex[1], 'hex').toString('utf8') : undefined;
+  const text = hex ? Buffer.from(hex[1], 'hex').toString('utf8') : undefined;
+  // \X00\ would smuggle in the NUL that parseEr7 refuses as a byte: kept as sent instead.
+  return text?.includes('\0') ? undefined : text;
 }
 
 /** A decimal, optionally signed. */

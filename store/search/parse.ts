@@ -1,6 +1,6 @@
 import { badRequest, notSupported } from '../errors';
 import { parseDateRange } from '../fhir-date';
-import { normalizeString } from '../normalize';
+import { indexable, normalizeString } from '../normalize';
 import { getParam, isKnownResourceType, type ParamDef } from '../search-params';
 import type { Cursor, Filter, Include, Prefix, SearchQuery, SortKey } from './query';
 
@@ -25,6 +25,8 @@ export function parseSearch(resourceType: string, params: [string, string][], op
   };
 
   for (const [name, value] of params) {
+    // PostgreSQL text cannot hold NUL: refuse it here, naming the parameter, not as a failed query.
+    if (name.includes('\0') || value.includes('\0')) throw badRequest(`Search parameter '${name.replaceAll('\0', '\\0')}' contains a NUL character`, [name]);
     switch (name) {
       case '_count':
         q.count = parseCount(value);
@@ -59,7 +61,32 @@ export function parseSearch(resourceType: string, params: [string, string][], op
     const filter = parseFilter(resourceType, name, value, unknown);
     if (filter) q.filters.push(filter);
   }
+  if (q.cursor) checkCursor(q.cursor, q.sort);
   return q;
+}
+
+/**
+ * A cursor is echoed back from a page link, so a client can alter it: each value must be of
+ * its sort key's type (the SQL casts it), else it is the client's error, not a failed query.
+ */
+function checkCursor(c: Cursor, sort: SortKey[]): void {
+  const bad = sort.some((key, i) => i < c.values.length && !cursorValueFits(c.values[i], key));
+  if (bad) throw badRequest('Invalid _cursor: it does not fit this _sort; use the next/previous links as given', ['_cursor']);
+}
+
+const UNBOUNDED = new Set(['infinity', '-infinity']);
+
+function cursorValueFits(v: unknown, key: SortKey): boolean {
+  const type = key.column === 'id' ? 'string' : key.column === 'last_updated' ? 'date' : key.param!.type;
+  switch (type) {
+    case 'date':
+      return typeof v === 'string' && (UNBOUNDED.has(v) || parseDateRange(v) !== undefined);
+    case 'number':
+    case 'quantity':
+      return (typeof v === 'number' && Number.isFinite(v)) || (typeof v === 'string' && UNBOUNDED.has(v));
+    default:
+      return typeof v === 'string' && !v.includes('\0');
+  }
 }
 
 function parseCount(value: string): number {
@@ -116,13 +143,13 @@ function parseFilter(resourceType: string, name: string, value: string, unknown:
   switch (param.type) {
     case 'token':
     case 'uri':
-      if (modifier === 'text') return { kind: 'string', param, key: `${param.key}:text`, mode: 'prefix', values: values.map(normalizeString) };
+      if (modifier === 'text') return { kind: 'string', param, key: `${param.key}:text`, mode: 'prefix', values: values.map(searchedString) };
       if (modifier && modifier !== 'not') throw notSupported(`Modifier ':${modifier}' is not supported on token parameter '${code}'`);
       return {
         kind: 'token',
         param,
         not: modifier === 'not',
-        values: param.type === 'uri' ? values.map((v) => ({ code: v })) : values.map(parseToken),
+        values: param.type === 'uri' ? values.map((v) => ({ code: indexable(v) })) : values.map(parseToken),
       };
     case 'string':
       if (modifier && modifier !== 'exact' && modifier !== 'contains') throw notSupported(`Modifier ':${modifier}' is not supported on string parameter '${code}'`);
@@ -131,7 +158,7 @@ function parseFilter(resourceType: string, name: string, value: string, unknown:
         param,
         key: param.key,
         mode: (modifier as 'exact' | 'contains' | undefined) ?? 'prefix',
-        values: modifier === 'exact' ? values : values.map(normalizeString),
+        values: modifier === 'exact' ? values : values.map(searchedString),
       };
     case 'date':
       if (modifier) throw notSupported(`Modifier ':${modifier}' is not supported on date parameter '${code}'`);
@@ -182,12 +209,17 @@ export function splitValues(value: string): string[] {
     .filter((v) => v.length > 0);
 }
 
+/** As the index holds it: normalised, and cut as long values are (`:exact` compares the full value kept beside). */
+function searchedString(v: string): string {
+  return indexable(normalizeString(v));
+}
+
 function parseToken(v: string): { system?: string | null; code?: string } {
   const bar = v.search(/(?<!\\)\|/);
-  if (bar < 0) return { code: v };
+  if (bar < 0) return { code: indexable(v) };
   const system = v.slice(0, bar);
   const code = v.slice(bar + 1);
-  return { system: system === '' ? null : system, code: code === '' ? undefined : code };
+  return { system: system === '' ? null : indexable(system), code: code === '' ? undefined : indexable(code) };
 }
 
 function splitPrefix(v: string): [Prefix, string] {

@@ -118,14 +118,28 @@ function dateCondition(lo: string, hi: string, prefix: Prefix, vlo: string, vhi:
       return `${hi} <= ${a()}`;
     case 'ap': {
       // Approximately: overlaps the searched range widened by 10% of its distance from now.
-      const now = Date.now();
-      const mid = (Date.parse(vlo) + Date.parse(vhi)) / 2;
-      const margin = Math.max(Math.abs(now - mid) * 0.1, 86_400_000);
-      const wlo = new Date(Date.parse(vlo) - margin).toISOString();
-      const whi = new Date(Date.parse(vhi) + margin).toISOString();
-      return `(${lo} < ${ps.add(whi)}::timestamptz AND ${hi} > ${ps.add(wlo)}::timestamptz)`;
+      const [tlo, thi] = [instantMs(vlo), instantMs(vhi)];
+      // A searched range open at one end (9999-12-31, year 1 with an offset) is measured from its closed end.
+      const mid = Number.isFinite(tlo) && Number.isFinite(thi) ? (tlo + thi) / 2 : Number.isFinite(tlo) ? tlo : thi;
+      const margin = Math.max(Math.abs(Date.now() - mid) * 0.1, 86_400_000);
+      return `(${lo} < ${ps.add(widened(thi + margin))}::timestamptz AND ${hi} > ${ps.add(widened(tlo - margin))}::timestamptz)`;
     }
   }
+}
+
+/** 0001-01-01 and 10000-01-01 UTC: the years a FHIR date can name (Date.UTC reads years below 100 as 19xx). */
+const YEAR_1_MS = -62_135_596_800_000;
+const YEAR_10000_MS = 253_402_300_800_000;
+
+function instantMs(v: string): number {
+  return v === '-infinity' ? -Infinity : v === 'infinity' ? Infinity : Date.parse(v);
+}
+
+/** A bound of an `ap` range widened past the years FHIR dates can name is unbounded: PostgreSQL cannot read Date#toISOString's six-digit years. */
+function widened(t: number): string {
+  if (t < YEAR_1_MS) return '-infinity';
+  if (t >= YEAR_10000_MS) return 'infinity';
+  return new Date(t).toISOString();
 }
 
 function numberCondition(col: string, prefix: Prefix, value: number, lo: number, hi: number, ps: Params): string {

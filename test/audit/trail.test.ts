@@ -36,7 +36,7 @@ function fakeAuth(app: Express): void {
       const principal: Principal = {
         clientId,
         facility: 'org-community-a',
-        scopes: [],
+        scopes: [{ context: 'system', type: '*', interactions: 'cruds' }],
         ...(req.get('X-Test-User') ? { user: { fhirUser: req.get('X-Test-User')! } } : {}),
         access: { facility: 'org-community-a', ...(req.get('X-Test-Break-Glass') ? { breakGlass: req.get('X-Test-Break-Glass') } : {}) },
       };
@@ -197,10 +197,11 @@ describe('createApp audit hook', () => {
       const hook = auditTrail({ record: (e) => events.push(e) }, { observer: OBSERVER });
       // A connection lost before any answer: audited all the same, as outcome 12.
       app.get('/fhir/Patient/p-lost', hook, (req) => req.socket.destroy());
+      fakeAuth(app);
       app.use(createApp({ repo: store.repo, audit: hook }));
       await request(app).get('/healthz').expect(200);
       await request(app).get('/fhir/metadata').expect(200);
-      await request(app).get('/fhir/Patient?_id=p-7').expect(200);
+      await request(app).get('/fhir/Patient?_id=p-7').set('X-Test-Client', 'his-community-a').expect(200);
       await request(app).post('/ingest/hl7v2').set('Content-Type', 'application/hl7-v2').send('MSH|^~\\&|').expect(404);
       await expect(request(app).get('/fhir/Patient/p-lost')).rejects.toThrow();
       await new Promise((r) => setTimeout(r, 50));

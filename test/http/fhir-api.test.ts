@@ -148,6 +148,18 @@ describe.each(DRIVERS)('FHIR REST over HTTP on %s', (driver) => {
       expect(expectOutcome(res.body).issue[0].expression).toEqual(['Observation.effectiveDateTime']);
     });
 
+    it('400 for a body nested thousands of levels deep, naming the top-level element, not a stack overflow', async () => {
+      const depth = 2000;
+      const extension = `[${'{"url":"http://example.org/x","extension":['.repeat(depth)}{"url":"http://example.org/x","valueString":"x"}${']}'.repeat(depth)}]`;
+      const res = await api().post('/fhir/Patient').set('Content-Type', FHIR).send(`{"resourceType":"Patient","extension":${extension}}`).expect(400);
+      expect(expectOutcome(res.body).issue[0].expression).toEqual(['Patient.extension']);
+      const bundle = `{"resourceType":"Bundle","type":"transaction","entry":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+      expect(expectOutcome((await api().post('/fhir').set('Content-Type', FHIR).send(bundle).expect(400)).body).issue[0].expression).toEqual(['Bundle.entry']);
+      // Ordinary nesting is untouched.
+      const nested = { resourceType: 'Patient', extension: [{ url: 'http://example.org/a', extension: [{ url: 'http://example.org/b', valueString: 'x' }] }] };
+      await api().post('/fhir/Patient').set('Content-Type', FHIR).send(nested).expect(201);
+    });
+
     it('400 for a body of the wrong type, a missing body, or an id mismatch', async () => {
       expectOutcome((await api().post('/fhir/Patient').set('Content-Type', FHIR).send({ resourceType: 'Observation' }).expect(400)).body);
       expectOutcome((await api().post('/fhir/Patient').expect(400)).body);
@@ -163,6 +175,26 @@ describe.each(DRIVERS)('FHIR REST over HTTP on %s', (driver) => {
     it('400 for bad search values, with the parameter named', async () => {
       const res = await api().get('/fhir/Observation?date=2024-99').expect(400);
       expect(expectOutcome(res.body).issue[0].expression).toEqual(['date']);
+    });
+
+    it('400 for a _since PostgreSQL cannot read, on history and $everything, naming _since', async () => {
+      // Date.parse takes all of these; the store's timestamptz takes none.
+      for (const since of ['2024-13-45', '99999', '-271821-04-20', '+275760-09-13']) {
+        for (const path of ['/fhir/_history', '/fhir/Patient/_history', '/fhir/Patient/pg/$everything']) {
+          const res = await api().get(`${path}?_since=${encodeURIComponent(since)}`).expect(400);
+          expect(expectOutcome(res.body).issue[0].expression).toEqual(['_since']);
+        }
+      }
+      // A partial date is the start of its range, as before.
+      expect((await api().get('/fhir/Patient/_history?_since=2024').expect(200)).body.type).toBe('history');
+    });
+
+    it('400 for a history _cursor with values of the wrong type, naming _cursor', async () => {
+      for (const values of [['x', 1], [{}, 1], ['2024-03-01T00:00:00Z', ''], ['2024-03-01T00:00:00Z']]) {
+        const cursor = Buffer.from(JSON.stringify([values, 1])).toString('base64url');
+        const res = await api().get(`/fhir/Patient/_history?_cursor=${cursor}`).expect(400);
+        expect(expectOutcome(res.body).issue[0].expression).toEqual(['_cursor']);
+      }
     });
 
     it('412 for a conditional create matching several', async () => {

@@ -77,6 +77,8 @@ describe.each(DRIVERS)('patient index over FHIR on %s', (driver) => {
     const none = await api().post('/fhir/Patient/$match').set('Content-Type', FHIR).send(params({ name: 'resource', resource: facilityPatient('x', { name: '欧阳锋', birthDate: '1950-01-01' }) })).expect(200);
     expect(none.body.entry).toEqual([]);
     await api().post('/fhir/Patient/$match').set('Content-Type', FHIR).send({ resourceType: 'Patient' }).expect(400);
+    const deep = `{"resourceType":"Parameters","parameter":[{"name":"resource","part":${'['.repeat(3000)}${']'.repeat(3000)}}]}`;
+    expect((await api().post('/fhir/Patient/$match').set('Content-Type', FHIR).send(deep).expect(400)).body.issue[0].expression).toEqual(['Parameters.parameter']);
   });
 
   it('a golden id in a search, or :mdm on a registration, reads every facility', async () => {

@@ -69,4 +69,12 @@ describe('MLLP listener', () => {
     expect(replies[0]).toMatch(/\rERR\|\|PID\^1\^3/);
     expect(replies[1].split('\r')[1]).toBe('MSA|AA|MLLP-5');
   });
+
+  it('answers a frame with a NUL byte with AE and keeps the connection, instead of failing to store it', async () => {
+    const bad = oru(syntheticPatient(903), 'MLLP-NUL', 'MR6').replace(/^PID\|1\|\|/m, 'PID|1||\u0000');
+    const replies = await exchange([frame(bad), frame(adt('A04', syntheticPatient(903), 'MLLP-7'))], 2);
+    expect(replies[0].split('\r')[1]).toBe('MSA|AE|MLLP-NUL');
+    expect(replies[0]).toMatch(/\rERR\|\|PID\^1\^3/);
+    expect(replies[1].split('\r')[1]).toBe('MSA|AA|MLLP-7');
+  });
 });

@@ -152,11 +152,17 @@ describe.each(DRIVERS)('ingest pipeline on %s with Redis', (driver) => {
     expect([...again.resources!].sort()).toEqual([...done.resources!].sort());
   });
 
-  it('answers 404 for an unknown message and an OperationOutcome for an empty body', async () => {
+  it('answers 404 for an unknown message, AR for an empty HL7 body, and an OperationOutcome for a body that is not HL7', async () => {
     await api().get('/ingest/messages/00000000-0000-4000-8000-000000000000').expect(404);
     await api().get('/ingest/messages/not-a-uuid').expect(404);
-    const empty = await api().post('/ingest/hl7v2').set('Content-Type', HL7).send('').expect(415);
-    expect(empty.body.resourceType).toBe('OperationOutcome');
+    // An interface engine reads ACKs, not OperationOutcomes: an empty message is refused in its terms.
+    for (const type of [HL7, 'text/plain; charset=utf-8']) {
+      const empty = await api().post('/ingest/hl7v2').set('Content-Type', type).send('').expect(400);
+      expect(msa(empty.text)[0]).toBe('AR');
+      expect(empty.text).toMatch(/\rERR\|\|MSH\^1\|/);
+    }
+    const xml = await api().post('/ingest/hl7v2').set('Content-Type', 'application/xml').send('<x/>').expect(415);
+    expect(xml.body.resourceType).toBe('OperationOutcome');
   });
 
   it('reports per-source quality: messages by state, failures by reason', async () => {
@@ -165,6 +171,19 @@ describe.each(DRIVERS)('ingest pipeline on %s with Redis', (driver) => {
     expect(city.done).toBeGreaterThanOrEqual(8);
     expect(city.failed).toBe(1);
     expect(city.failuresByReason).toEqual({ 'value at OBX[2]-5': 1 });
+  });
+
+  it('answers a NUL byte with AE naming its field, not a 500 from the store, and AR when it is in MSH', async () => {
+    const bad = await post(oru(wang, 'MSG-NUL-1', 'R0007').replace(/^(OBX\|3\|NM\|[^|]*\|\|)/m, '$1\u0000'));
+    expect(bad.status).toBe(422);
+    expect(msa(bad.ack)).toEqual(['AE', 'MSG-NUL-1']);
+    expect(bad.ack).toContain('ERR||OBX^3^5^1|');
+    expect((await api().get(`/ingest/messages/${bad.id}`).expect(200)).body.outcome.issue[0].expression).toEqual(['OBX[3]-5']);
+    // In a segment id, the error quoting it must not carry the NUL into the store either.
+    expect((await post(oru(wang, 'MSG-NUL-2', 'R0008').replace('\rOBX|1|', '\rOBX\u0000|1|'))).status).toBe(422);
+    const header = await post(oru(wang, 'MSG-NUL-3', 'R0009').replace('|MSG-NUL-3|', '|MSG\u0000NUL-3|'));
+    expect(header.status).toBe(400);
+    expect(msa(header.ack)[0]).toBe('AR');
   });
 });
 

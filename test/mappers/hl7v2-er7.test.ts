@@ -85,6 +85,18 @@ describe('parseEr7', () => {
     expect(e.message).toMatch(/unescaped line break in OBX/);
   });
 
+  it('refuses a NUL byte naming its segment and field, without quoting it', () => {
+    const e = thrown(() => parseEr7(`${MSH}\rPID|1||10000101||王\u0000^小明`));
+    expect(e).toBeInstanceOf(MappingError);
+    expect([(e as MappingError).where, (e as MappingError).code]).toEqual(['PID-5', 'value']);
+    expect((e as MappingError).message).not.toContain('\u0000');
+    expect((thrown(() => parseEr7(`${MSH}\rPID|1\rPID|2||\u0000`)) as MappingError).where).toBe('PID[2]-3');
+    expect((thrown(() => parseMsh(`${MSH.replace('|C1|', '|C\u00001|')}`)) as MappingError).where).toBe('MSH-10');
+    expect((thrown(() => parseEr7(`${MSH}\rOB\u0000|1`)) as MappingError).message).not.toContain('\u0000');
+    // \X00\ is kept as sent rather than decoded into the NUL refused above.
+    expect(parseEr7(`${MSH}\rNTE|1||a\\X00\\b`).first('NTE')!.get(3)).toBe('a\\X00\\b');
+  });
+
   it('rejects a message without MSH, or with unusable delimiters', () => {
     expect(thrown(() => parseEr7('PID|1||10000101')).where).toBe('MSH');
     expect(thrown(() => parseEr7('MSH')).where).toBe('MSH-1');

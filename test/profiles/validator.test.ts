@@ -23,3 +23,21 @@ describe('structural validation reads the R4 patterns as XML Schema does', () =>
     expect(refusal({ resourceType: 'Patient', implicitRules: 'http://example.org/a b' })).toEqual(['Patient.implicitRules']);
   });
 });
+
+describe('structural validation refuses what the schema alone lets through', () => {
+  it('refuses a primitive or an array where a complex type belongs, naming the element', () => {
+    // The schema's complex types lack `type: object`, so JSON Schema alone would take these.
+    expect(refusal({ resourceType: 'Observation', status: 'final', code: 5 })).toEqual(['Observation.code']);
+    expect(refusal({ resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: [] })).toEqual(['Observation.subject']);
+    expect(refusal({ resourceType: 'Patient', extension: [[[]]] })).toEqual(['Patient.extension[0]']);
+    expect(refusal({ resourceType: 'Patient', name: ['王小明'] })).toEqual(['Patient.name[0]']);
+  });
+
+  it('refuses NUL and unpaired surrogates, which PostgreSQL cannot store, naming the element', () => {
+    expect(refusal({ resourceType: 'Patient', name: [{ text: '王\u0000小明' }] })).toEqual(['Patient.name[0].text']);
+    expect(refusal({ resourceType: 'Patient', identifier: [{ system: 'urn:x', value: 'a\ud800' }] })).toEqual(['Patient.identifier[0].value']);
+    expect(refusal({ resourceType: 'Patient', name: [{ text: '\udc00李' }] })).toEqual(['Patient.name[0].text']);
+    // A paired surrogate is an ordinary character outside the BMP.
+    expect(refusal({ resourceType: 'Patient', name: [{ text: '𠀀𪚥' }] })).toBeUndefined();
+  });
+});

@@ -146,6 +146,27 @@ describe.each(DRIVERS)('batch and transaction Bundles on %s', (driver) => {
     ).rejects.toMatchObject({ status: 400 });
   });
 
+  it('rejects a bundle whose entries are not entries with a 400 naming the entry, not a TypeError', async () => {
+    const refusal = async (entry: unknown): Promise<string[] | undefined> => {
+      try {
+        await processBundle(repo, { resourceType: 'Bundle', type: 'transaction', entry } as unknown as Bundle);
+      } catch (e) {
+        if (e instanceof FhirError && e.status === 400) return e.expression;
+        throw e;
+      }
+      throw new Error('expected a 400');
+    };
+    expect(await refusal({})).toEqual(['Bundle.entry']);
+    expect(await refusal('entries')).toEqual(['Bundle.entry']);
+    expect(await refusal([null])).toEqual(['Bundle.entry[0]']);
+    expect(await refusal([{ request: { method: 'POST', url: 'Patient' }, resource: { resourceType: 'Patient' } }, 'entry'])).toEqual(['Bundle.entry[1]']);
+    expect(await refusal([{ request: { method: 'POST', url: ['Patient'] }, resource: { resourceType: 'Patient' } }])).toEqual(['Bundle.entry[0].request.url']);
+    expect(await refusal([{ request: null }])).toEqual(['Bundle.entry[0].request']);
+    expect(await refusal([{ fullUrl: 5, request: { method: 'POST', url: 'Patient' }, resource: { resourceType: 'Patient' } }])).toEqual(['Bundle.entry[0].fullUrl']);
+    // In a batch too: the shape is checked before any entry runs.
+    await expect(processBundle(repo, { resourceType: 'Bundle', type: 'batch', entry: [null] } as unknown as Bundle)).rejects.toMatchObject({ status: 400 });
+  });
+
   it('concurrent transactions writing overlapping resources do not deadlock', async () => {
     const ids = Array.from({ length: 20 }, (_, i) => `dl-${i}`);
     const bundleOf = (order: string[], gender: 'male' | 'female'): Bundle => ({

@@ -147,6 +147,19 @@ describe.each(DRIVERS)('resources and history on %s', (driver) => {
     expect(future.entries).toHaveLength(0);
   });
 
+  it('stores and finds a resource whose indexed values are longer than a btree entry can hold', async () => {
+    // Each of these used to fail the write ("index row requires ... bytes"): a 500 over HTTP, and a retried, never-applied ingest job.
+    // Distinct characters: a repeated one compresses below the limit and hides the problem.
+    const long = (seed: string): string => `${seed}${Array.from({ length: 20_000 }, (_, i) => String.fromCharCode(0x4e00 + ((i * 7919) % 20_000))).join('')}`;
+    const { stored } = await repo.create({ resourceType: 'Patient', name: [{ family: long('王') }], identifier: [{ system: long('urn:s'), value: long('v') }] } as Patient);
+    const found = async (params: [string, string][]): Promise<string[]> => (await repo.search('Patient', params)).matches.map((m) => m.id);
+    expect(await found([['family', long('王')]])).toEqual([stored.id]);
+    expect(await found([['family', long('王').slice(0, 3)]])).toEqual([stored.id]);
+    expect(await found([['name:exact', long('王')]])).toEqual([stored.id]);
+    expect(await found([['name:exact', long('王').slice(0, -1)]])).toEqual([]);
+    expect(await found([['identifier', `${long('urn:s')}|${long('v')}`]])).toEqual([stored.id]);
+  });
+
   it('index rows follow updates: a changed code is found by the new value only', async () => {
     await repo.update(labObservation('ix1', 'p1', '718-7', 10, 'g/dL', '2024-01-01'));
     expect((await repo.search('Observation', [['code', '718-7'], ['_id', 'ix1']])).matches).toHaveLength(1);

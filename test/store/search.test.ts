@@ -123,6 +123,14 @@ describe.each(DRIVERS)('search on %s', (driver) => {
       expect(await ids('Observation', [['date', 'ge2024-03-01'], ['date', 'lt2024-04']])).toEqual(['o1', 'o4']);
     });
 
+    it('ap at the ends of the calendar widens to an open range instead of failing in SQL', async () => {
+      // The 10% margin reaches before year 1 (or past 9999), which PostgreSQL cannot read as an ISO date.
+      expect(await ids('Patient', [['birthdate', 'ap0001']])).toEqual([]);
+      expect(await ids('Observation', [['date', 'ap0001-01-01T00:00:00+14:00']])).toEqual([]);
+      expect(await ids('Observation', [['date', 'ap9999-12-31']])).toEqual([]);
+      expect(await ids('Observation', [['_lastUpdated', 'ap9999-12-31']])).toEqual([]);
+    });
+
     it('compares instants across time zones', async () => {
       // o3 is 2023-12-31T23:30+08:00 = 15:30Z on the 31st.
       expect(await ids('Observation', [['date', 'lt2023-12-31T16:00:00Z']])).toEqual(['o3']);
@@ -250,6 +258,34 @@ describe.each(DRIVERS)('search on %s', (driver) => {
       const e = await fails('Patient', [['bogus', 'x']], true);
       expect(e.status).toBe(400);
       expect(e.message).toContain('bogus');
+    });
+
+    it('refuses a NUL character with a 400 naming the parameter, in any kind of value', async () => {
+      for (const [type, name] of [['Patient', 'name'], ['Patient', 'identifier'], ['Organization', '_profile'], ['Observation', 'subject:Patient.name'], ['Patient', 'name:exact']]) {
+        const e = await fails(type, [[name, 'a\u0000b']]);
+        expect(e.status).toBe(400);
+        expect(e.outcome.issue[0].expression).toEqual([name]);
+        expect(e.message).toContain('NUL');
+      }
+    });
+
+    it('refuses a _cursor whose values do not fit the _sort, naming _cursor', async () => {
+      const cursor = (values: unknown[]): string => Buffer.from(JSON.stringify([values, 1, 0])).toString('base64url');
+      for (const [type, sort, values] of [
+        ['Patient', 'birthdate', ['x']],
+        ['Patient', '-_lastUpdated', [{}]],
+        ['Observation', 'value-quantity', ['x']],
+        ['Observation', 'value-quantity', [true]],
+        ['Patient', 'name', [[]]],
+        ['Patient', 'name', ['a\u0000']],
+        ['Patient', '_id', [5]],
+      ] as [string, string, unknown[]][]) {
+        const e = await fails(type, [['_cursor', cursor(values)], ['_sort', sort]]);
+        expect(e.status).toBe(400);
+        expect(e.outcome.issue[0].expression).toEqual(['_cursor']);
+      }
+      // The values a page link carries still page.
+      expect((await repo.search('Observation', [['_sort', '-value-quantity'], ['_cursor', cursor(['infinity'])]])).matches).toHaveLength(5);
     });
 
     it('rejects malformed values with a 400 naming the parameter', async () => {

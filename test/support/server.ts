@@ -15,10 +15,10 @@ export interface TestServer {
 }
 
 /** The real app over a fresh store, listening on a free loopback port. */
-export async function startTestServer(driver: Driver, opts: { patientIndex?: boolean; auth?: Partial<AuthOptions> } = {}): Promise<TestServer> {
+export async function startTestServer(driver: Driver, opts: { patientIndex?: boolean; auth?: Partial<AuthOptions>; onError?: (err: unknown) => void } = {}): Promise<TestServer> {
   const indexed = opts.patientIndex ? await openIndexedStore(driver) : undefined;
   const store = indexed ?? (await openTestStore(driver));
-  const app = createApp({ repo: store.repo, mpi: indexed?.mpi, auth: await testAuth(opts.auth) });
+  const app = createApp({ repo: store.repo, mpi: indexed?.mpi, auth: await testAuth(opts.auth), onError: opts.onError });
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
