@@ -7,8 +7,9 @@ import type { Interaction } from '../auth/scopes';
 
 /** The (type, interaction) an entry's request asks for; undefined when the store will refuse it anyway. */
 function entryAccess(entry: BundleEntry): { type: string; interaction: Interaction } | undefined {
-  const { method, url } = entry?.request ?? {};
-  if (!method || !url) return undefined;
+  const { method, url } = (entry?.request ?? {}) as { method?: unknown; url?: unknown };
+  // Left to the store, which refuses a malformed request naming the entry.
+  if (typeof method !== 'string' || typeof url !== 'string') return undefined;
   const [type, id] = url.replace(/^\//, '').split('?', 1)[0].split('/');
   if (!isKnownResourceType(type)) return undefined;
   const interaction = method === 'GET' ? (id ? 'r' : 's') : ({ POST: 'c', PUT: 'u', DELETE: 'd' } as Record<string, Interaction | undefined>)[method];

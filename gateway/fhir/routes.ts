@@ -12,6 +12,7 @@ import type { PatientIndex } from '../../mpi';
 import { forbiddenFor, mayAccess, principalOf, requireOffice, requireScope, storeFor } from '../auth/require';
 import { refusedEntries, withoutRefused } from './bundle-scopes';
 import { chainedTypes } from './chained-types';
+import { auditPatients } from '../audit/patients';
 import { capabilityStatement } from './capability';
 import { expandPersons } from './person-search';
 import { checkDepth } from './depth';
@@ -85,6 +86,8 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
       );
       entries.push({ json: JSON.stringify(ignored), search: { mode: 'outcome' } });
     }
+    // The audit names every patient whose records were returned, not only the one searched for.
+    auditPatients(res, [...result.matches, ...result.included].map((m) => m.resource));
     sendText(res, 200, renderBundle({ type: 'searchset', total: result.total, link }, entries));
   }
 
@@ -285,6 +288,7 @@ function selfUrl(req: Request, base: string): string {
 }
 
 function sendStored(req: Request, res: Response, status: number, stored: StoredResource, base: string): void {
+  if (!stored.deleted) auditPatients(res, [stored.resource]);
   res.set('ETag', `W/"${stored.versionId}"`);
   res.set('Last-Modified', new Date(stored.lastUpdated).toUTCString());
   if (status === 201) res.set('Location', `${base}/${stored.reference}/_history/${stored.versionId}`);

@@ -38,7 +38,7 @@ function fakeAuth(app: Express): void {
         facility: 'org-community-a',
         scopes: [{ context: 'system', type: '*', interactions: 'cruds' }],
         ...(req.get('X-Test-User') ? { user: { fhirUser: req.get('X-Test-User')! } } : {}),
-        access: { facility: 'org-community-a', ...(req.get('X-Test-Break-Glass') ? { breakGlass: req.get('X-Test-Break-Glass') } : {}) },
+        access: { facility: 'org-community-a', ...(req.get('X-Test-Office') ? { unrestricted: true } : {}), ...(req.get('X-Test-Break-Glass') ? { breakGlass: req.get('X-Test-Break-Glass') } : {}) },
       };
       res.locals.principal = principal;
     }
@@ -139,7 +139,7 @@ describe('audit trail (PostgreSQL, Redis)', () => {
     await request(h.app).get('/fhir/Observation?patient=p-2&code=http://loinc.org|2345-7').set('X-Test-Client', 'his-county').expect(200);
     await request(h.app).get('/fhir/Patient/p-1/_history').set('X-Test-Client', 'his-county').expect(200);
     await waitForEvents(h.store.repo, 2, [['patient', 'Patient/p-2']]);
-    const res = await request(h.app).get('/fhir/AuditEvent?patient=Patient/p-2').expect(200);
+    const res = await request(h.app).get('/fhir/AuditEvent?patient=Patient/p-2').set('X-Test-Client', 'office-console').set('X-Test-Office', '1').expect(200);
     const events = ((res.body as Bundle).entry ?? []).map((e) => e.resource as AuditEvent);
     expect(events.map((e) => e.subtype![0].code).sort()).toEqual(['read', 'search-type']);
     const search = events.find((e) => e.subtype![0].code === 'search-type')!;
@@ -181,7 +181,7 @@ describe('audit trail (PostgreSQL, Redis)', () => {
   it('metadata is not audited', async () => {
     const before = (await auditEvents(h.store.repo)).length;
     await request(h.app).get('/fhir/metadata').expect(200);
-    await request(h.app).get('/fhir/Patient/p-1').expect(200);
+    await request(h.app).get('/fhir/Patient/p-1').set('X-Test-Client', 'his-community-a').expect(200);
     const after = await waitForEvents(h.store.repo, before + 1);
     expect(after).toHaveLength(before + 1);
   });

@@ -71,6 +71,12 @@ describe('SMART scopes on the FHIR API (PGlite, patient index)', () => {
     await office.get('/fhir/Patient/sc-p2').expect(404);
   });
 
+  it('a malformed entry request is a 400 naming the entry, not a scope check that falls over', async () => {
+    const bundle = { resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 5, url: [] } }] };
+    const res = await (await as('system/Patient.cru')).post('/fhir').set('Content-Type', FHIR).send(bundle).expect(400);
+    expect(res.body.issue[0].expression[0]).toMatch(/^Bundle\.entry\[0\]/);
+  });
+
   it('in a batch each forbidden entry fails alone, in its own place', async () => {
     const bundle: Bundle = {
       resourceType: 'Bundle',

@@ -7,6 +7,7 @@ import Redis from 'ioredis';
 import request from 'supertest';
 import { queueBoard } from '../../gateway/admin';
 import { createApp, errorHandler } from '../../gateway/app';
+import { asOffice } from '../support/auth';
 import { applyServerTimeouts, rateLimit, requestTimeout, securityHeaders } from '../../gateway/hardening';
 import { createLogger } from '../../gateway/logger';
 import { auditQueue } from '../../workers/audit';
@@ -47,7 +48,7 @@ describe('security headers', () => {
     app.use(securityHeaders('/admin/queues'));
     app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
     app.use('/admin/queues', queueBoard([queue], '/admin/queues'));
-    app.use(createApp({ repo: store.repo }));
+    app.use(asOffice(), createApp({ repo: store.repo }));
   });
   afterAll(() => queue.close());
 
@@ -81,7 +82,7 @@ describe('security headers', () => {
 
 describe('limits', () => {
   it('a body over MAX_BODY_BYTES is a 413 OperationOutcome', async () => {
-    const app = createApp({ repo: store.repo, maxBodyBytes: 1000 });
+    const app = express().use(asOffice(), createApp({ repo: store.repo, maxBodyBytes: 1000 }));
     const big = { resourceType: 'Patient', text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml">${'x'.repeat(2000)}</div>` } };
     const res = await request(app).post('/fhir/Patient').set('Content-Type', FHIR).send(big).expect(413);
     expect(res.body.resourceType).toBe('OperationOutcome');
@@ -98,7 +99,7 @@ describe('limits', () => {
       await new Promise<void>((r) => (release = r));
       res.json({ late: true });
     });
-    app.use(createApp({ repo: store.repo }));
+    app.use(asOffice(), createApp({ repo: store.repo }));
     const started = Date.now();
     const res = await request(app).get('/fhir/hang').expect(503);
     expect(Date.now() - started).toBeLessThan(2000);
@@ -129,7 +130,7 @@ describe('rate limit (Redis)', () => {
   const limitedApp = (client: Redis, perMinute: number, log = silent): Express => {
     const app = express();
     app.use((req, res, next) => {
-      if (req.get('X-Test-Client')) res.locals.principal = { clientId: req.get('X-Test-Client'), facility: 'f', scopes: [], access: {} };
+      if (req.get('X-Test-Client')) res.locals.principal = { clientId: req.get('X-Test-Client'), facility: 'f', scopes: [{ context: 'system', type: '*', interactions: 'cruds' }], access: { unrestricted: true } };
       next();
     });
     app.use(createApp({ repo: store.repo, rateLimit: rateLimit({ redis: client, perMinute, keyPrefix: `{test-rl-${randomBytes(4).toString('hex')}}`, log }) }));
@@ -170,7 +171,7 @@ describe('no stack traces, no ID numbers, in answers or logs', () => {
     app.get('/metrics', () => {
       throw new Error(`lookup failed for ${ID_NUMBER}`);
     });
-    app.use(createApp({ repo: store.repo, onError }));
+    app.use(asOffice(), createApp({ repo: store.repo, onError }));
     app.use(errorHandler(onError));
 
     const answers = [

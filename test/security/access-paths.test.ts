@@ -9,8 +9,9 @@
  * Every attempt is counted, and the count printed, so CI shows how much was tried.
  */
 import request from 'supertest';
-import type { Bundle, Consent, Observation, OperationOutcome, Parameters, Resource } from '@medplum/fhirtypes';
+import type { AuditEvent, Bundle, Consent, Observation, OperationOutcome, Parameters, Resource } from '@medplum/fhirtypes';
 import { createApp } from '../../gateway/app';
+import { auditTrail } from '../../gateway/audit/trail';
 import { agentFor, OFFICE, testAuth } from '../support/auth';
 import { labObservation } from '../support/fixtures';
 import { openIndexedStore } from '../support/mpi';
@@ -32,6 +33,8 @@ describe('access rules on every read path (PostgreSQL, tokens, patient index)', 
   let store: TestStore;
   let app: ReturnType<typeof createApp>;
   const agents: Record<string, request.Agent> = {};
+  /** What the audit trail recorded, in order. */
+  const audited: AuditEvent[] = [];
   /** Y's golden Patient: shared like her registration, so part of what C sees of her. */
   let yGolden: string;
   /** The ids in a searchset's entries (matches and includes alike). */
@@ -51,7 +54,8 @@ describe('access rules on every read path (PostgreSQL, tokens, patient index)', 
   beforeAll(async () => {
     const indexed = await openIndexedStore('postgres', { access: { mrnSystems: MRN_SYSTEMS } });
     store = indexed;
-    app = createApp({ repo: indexed.repo, mpi: indexed.mpi, auth: await testAuth() });
+    const audit = auditTrail({ record: (e) => audited.push(e) }, { observer: { name: 'security-suite', url: 'http://gateway.test/fhir' } });
+    app = createApp({ repo: indexed.repo, mpi: indexed.mpi, auth: await testAuth(), audit });
     for (const f of [A, B, C, OFFICE]) agents[f] = await agentFor(app, f);
     await put(A, facilityPatient('xa', { name: '赵建国', gender: 'male', birthDate: '1958-09-14', idNumber: X_ID }, A));
     await put(B, facilityPatient('xb', { name: '赵建国', gender: 'male', birthDate: '1958-09-14', idNumber: X_ID }, B));
@@ -165,6 +169,18 @@ describe('access rules on every read path (PostgreSQL, tokens, patient index)', 
     expect(found.entry ?? []).toEqual([]);
   });
 
+  it('refused and empty-handed attempts are audited too, as failures or as what was asked', async () => {
+    audited.length = 0;
+    await get(C, '/fhir/Observation/xa-obs').expect(404);
+    attempts++;
+    await request(app).get('/fhir/Observation/xa-obs').expect(401);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(audited.map((e) => [e.subtype![0].code, e.outcome])).toEqual([
+      ['read', '4'],
+      ['read', '4'],
+    ]);
+  });
+
   it('a sensitive result is for its author only', async () => {
     await get(C, '/fhir/Observation/ya-hiv').expect(404);
     const c = await get(C, '/fhir/Observation?patient=ya').expect(200);
@@ -179,6 +195,12 @@ describe('access rules on every read path (PostgreSQL, tokens, patient index)', 
     await get(C, '/fhir/Observation/ya-hiv', glass).expect(200);
     const everything = await get(C, '/fhir/Patient/xa/$everything', glass).expect(200);
     expect(idsOf(everything.body)).toEqual(expect.arrayContaining(['Observation/xa-obs', 'DiagnosticReport/xa-dr', 'Observation/xb-obs', 'Patient/xb']));
+    await new Promise((r) => setTimeout(r, 20));
+    const btg = audited.filter((e) => e.agent.some((a) => a.purposeOfUse?.some((p) => p.coding?.[0].code === 'BTG')));
+    expect(btg.length).toBeGreaterThanOrEqual(3);
+    const read = btg.find((e) => e.entity?.some((x) => x.what?.reference === 'Observation/xa-obs'))!;
+    expect(read.entity!.filter((x) => x.role?.code === '1').map((x) => x.what!.reference)).toEqual(['Patient/xa']);
+    expect(read.agent.flatMap((a) => a.purposeOfUse ?? []).map((p) => p.text)).toContain('急诊抢救，患者昏迷');
     attempts++;
     const write = await agents[C].put('/fhir/Observation/xa-obs').set(glass).set('Content-Type', FHIR).send(labObservation('xa-obs', 'xa', '2345-7', 9.9, 'mmol/L', '2026-05-01'));
     expect([write.status, write.body.issue[0].code]).toEqual([403, 'forbidden']);

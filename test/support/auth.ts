@@ -1,4 +1,5 @@
-import type { Express } from 'express';
+import type { Express, RequestHandler } from 'express';
+import type { Principal } from '../../gateway/auth/principal';
 import request from 'supertest';
 import { createAuth, type Auth, type AuthOptions } from '../../gateway/auth';
 import { loadClients, type Client } from '../../gateway/auth/clients';
@@ -55,4 +56,16 @@ export async function agentFor(app: Express, facility: string, scope?: string): 
 /** One agent per facility, each with its own token. */
 export async function facilityAgents(app: Express, facilities: string[]): Promise<Record<string, request.Agent>> {
   return Object.fromEntries(await Promise.all(facilities.map(async (f) => [f, await agentFor(app, f)] as const)));
+}
+
+/**
+ * For suites about something other than authentication (hardening, audit plumbing): every
+ * request acts as the office, with every scope, as if its token had been checked in front.
+ */
+export function asOffice(): RequestHandler {
+  return (_req, res, next) => {
+    const principal: Principal = { clientId: 'office-console', facility: OFFICE, scopes: [{ context: 'system', type: '*', interactions: 'cruds' }], access: { facility: OFFICE, unrestricted: true } };
+    res.locals.principal = principal;
+    next();
+  };
 }
