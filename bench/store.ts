@@ -1,20 +1,29 @@
 /**
  * bench/store: load a synthetic consortium through 100-entry transaction Bundles on PostgreSQL,
  * load the same rows with COPY into a bare table in the same run (the storage ceiling of this
- * machine), then measure search latency over HTTP against the loaded store.
+ * machine), then measure search latency over HTTP against the loaded store, with auth, access
+ * rules and audit off and on side by side.
  *
  *   npm run bench:store -- [--resources 1000000] [--patients 20000] [--concurrency 4]
- *                          [--samples 200] [--database-url postgres://...]
+ *                          [--samples 200] [--database-url postgres://...] [--redis-url redis://...]
  */
 import { once } from 'node:events';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
+import express from 'express';
+import Redis from 'ioredis';
+import pino from 'pino';
 import { Client } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { generateConsortium, generatorSummary, type GeneratorOptions } from '../fixtures/synthetic/consortium';
 import { createApp } from '../gateway/app';
-import { testAuth, tokenFor } from '../test/support/auth';
+import { asOffice, testAuth, tokenFor } from '../test/support/auth';
+import { AuditRecorder } from '../gateway/audit/recorder';
+import { auditTrail } from '../gateway/audit/trail';
+import { rateLimit } from '../gateway/hardening';
+import { auditQueue, startAuditWorker } from '../workers/audit';
 import { createValidator } from '../profiles/validator';
 import { processBundle } from '../store/bundle';
 import { openStore } from '../store/open';
@@ -25,6 +34,7 @@ const { values: args } = parseArgs({
     patients: { type: 'string', default: '20000' },
     concurrency: { type: 'string', default: '4' },
     samples: { type: 'string', default: '200' },
+    'redis-url': { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
     'database-url': { type: 'string', default: process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
   },
 });
@@ -36,6 +46,8 @@ const gen: GeneratorOptions = {
   bundleSize: 100,
   bigPatientResources: 500,
 };
+
+const silent = pino({ level: 'silent' });
 
 async function admin(sql: string): Promise<void> {
   const c = new Client({ connectionString: args['database-url'] });
@@ -113,13 +125,39 @@ async function main(): Promise<void> {
     console.log(`COPY, bare table:     ${copied} rows in ${copySeconds.toFixed(1)} s = ${Math.round(copyRate)} rows/s`);
     console.log(`ratio transaction/COPY: ${(txRate / copyRate * 100).toFixed(1)}%`);
 
-    // 3. Latency of typical clinical queries, over HTTP, one at a time.
+    // 3. Latency of typical clinical queries, over HTTP, one at a time, through two apps on the
+    //    same store: "off" (no token check, unrestricted store, no audit) and "on" as the gateway
+    //    runs (a facility's token, the access filter, scope checks, the audit trail queued to
+    //    Redis and written by its worker, the rate limiter). Each sample runs on both, in
+    //    alternating order, so both see the same load.
     await store.db.query('ANALYZE');
-    const app = createApp({ repo: store.repo, auth: await testAuth({ tokenTtlSeconds: 3600 }) });
-    const headers = { authorization: `Bearer ${await tokenFor(app, 'consortium-office')}` };
-    const server = app.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/fhir`;
+    const redis = new Redis(args['redis-url'], { maxRetriesPerRequest: null });
+    const prefix = `{bench-store-${Date.now()}}`;
+    const audits = auditQueue(redis, prefix);
+    // The audit is written on the same server, in a database of its own: AuditEvents are in the
+    // patient's compartment, and the unrestricted "off" app would return them in $everything.
+    const auditDb = `${dbName}_audit`;
+    await admin(`CREATE DATABASE ${auditDb}`);
+    const auditUrl = new URL(url);
+    auditUrl.pathname = `/${auditDb}`;
+    const auditStore = await openStore({ databaseUrl: auditUrl.toString(), maxConnections: 4 }, { validate: createValidator() });
+    const recorder = new AuditRecorder({ queue: audits, repo: auditStore.repo, log: silent });
+    const auditWorker = startAuditWorker({ repo: auditStore.repo, log: silent }, { connection: redis, prefix });
+    const onApp = createApp({
+      repo: store.repo,
+      auth: await testAuth({ tokenTtlSeconds: 3600 }),
+      audit: auditTrail(recorder, { observer: { name: 'bench-store', url: 'http://127.0.0.1/fhir' } }),
+      rateLimit: rateLimit({ redis, perMinute: 10_000_000, keyPrefix: prefix, log: silent }),
+    });
+    const offApp = express().use(asOffice(), createApp({ repo: store.repo }));
+    const listen = async (app: express.Express): Promise<[Server, string]> => {
+      const server = app.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      return [server, `http://127.0.0.1:${(server.address() as AddressInfo).port}/fhir`];
+    };
+    const [onServer, onBase] = await listen(onApp);
+    const [offServer, offBase] = await listen(offApp);
+    const onHeaders = { authorization: `Bearer ${await tokenFor(onApp, 'community-centre-a')}` };
     const samples = Number(args.samples);
     const sampledPatients = await store.db.query<{ content: string }>(
       `SELECT content::text AS content FROM resource WHERE type = 'Patient' ORDER BY random() LIMIT ${samples}`,
@@ -131,25 +169,54 @@ async function main(): Promise<void> {
       ['DiagnosticReport patient+_include=result', (i) => `DiagnosticReport?patient=${pats[i % pats.length].id}&_include=DiagnosticReport:result`],
       [`Patient/$everything (${bigPatient}, ~500)`, () => `Patient/${bigPatient}/$everything`],
     ];
-    console.log('\nlatency over HTTP, to the last byte (sequential requests)      p50 ms   p95 ms   entries(avg)');
+    const timed = async (base: string, path: string, headers: Record<string, string>): Promise<[number, number]> => {
+      const t = performance.now();
+      const res = await fetch(`${base}/${path}`, { headers });
+      const text = await res.text();
+      // Latency ends at the last byte received; the client's parse is not the server's time.
+      const ms = performance.now() - t;
+      const body = JSON.parse(text) as Bundle;
+      if (res.status !== 200) throw new Error(`${path} -> ${res.status} ${JSON.stringify(body)}`);
+      return [ms, body.entry?.length ?? 0];
+    };
+    console.log('\nlatency over HTTP, to the last byte (sequential requests; each sample on both apps)');
+    console.log(`${'query'.padEnd(44)} ${'auth+audit off'.padStart(18)}  ${'auth+audit on'.padStart(18)}   p95 on/off   entries off/on`);
+    console.log(`${''.padEnd(44)} ${'p50 ms   p95 ms'.padStart(18)}  ${'p50 ms   p95 ms'.padStart(18)}`);
     for (const [name, make] of queries) {
-      for (let i = 0; i < 20; i++) await (await fetch(`${base}/${make(i)}`, { headers })).text();
-      const times: number[] = [];
-      let entries = 0;
-      for (let i = 0; i < samples; i++) {
-        const t = performance.now();
-        const res = await fetch(`${base}/${make(i)}`, { headers });
-        const text = await res.text();
-        // Latency ends at the last byte received; the client's parse is not the server's time.
-        times.push(performance.now() - t);
-        const body = JSON.parse(text) as Bundle;
-        if (res.status !== 200) throw new Error(`${make(i)} -> ${res.status} ${JSON.stringify(body)}`);
-        entries += body.entry?.length ?? 0;
+      for (let i = 0; i < 20; i++) {
+        await timed(offBase, make(i), {});
+        await timed(onBase, make(i), onHeaders);
       }
-      times.sort((a, b) => a - b);
-      console.log(`${name.padEnd(44)} ${percentile(times, 50).toFixed(2).padStart(7)}  ${percentile(times, 95).toFixed(2).padStart(7)}   ${(entries / samples).toFixed(1)}`);
+      const off: number[] = [];
+      const on: number[] = [];
+      let offEntries = 0;
+      let onEntries = 0;
+      for (let i = 0; i < samples; i++) {
+        const runs: [() => Promise<void>, () => Promise<void>] = [
+          async () => { const [ms, n] = await timed(offBase, make(i), {}); off.push(ms); offEntries += n; },
+          async () => { const [ms, n] = await timed(onBase, make(i), onHeaders); on.push(ms); onEntries += n; },
+        ];
+        if (i % 2 === 1) runs.reverse();
+        for (const run of runs) await run();
+      }
+      off.sort((x, y) => x - y);
+      on.sort((x, y) => x - y);
+      const cell = (t: number[]): string => `${percentile(t, 50).toFixed(2).padStart(7)}  ${percentile(t, 95).toFixed(2).padStart(7)}`;
+      const ratio = percentile(on, 95) / percentile(off, 95);
+      console.log(`${name.padEnd(44)} ${cell(off).padStart(18)}  ${cell(on).padStart(18)}   ${ratio.toFixed(3).padStart(10)}   ${(offEntries / samples).toFixed(1)}/${(onEntries / samples).toFixed(1)}`);
     }
-    server.close();
+    await recorder.drain();
+    const audited = (await auditStore.db.query<{ n: string }>(`SELECT count(*) AS n FROM resource WHERE type = 'AuditEvent'`))[0].n;
+    console.log(`audit events written by the worker during the run: ${audited}`);
+    recorder.close();
+    await auditWorker.close();
+    await audits.obliterate({ force: true });
+    await audits.close();
+    await redis.quit();
+    onServer.close();
+    offServer.close();
+    await auditStore.close();
+    await admin(`DROP DATABASE IF EXISTS ${auditDb} WITH (FORCE)`);
   } finally {
     await store.close();
     await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
