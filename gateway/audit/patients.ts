@@ -31,10 +31,14 @@ export function patientsOf(resources: readonly unknown[]): string[] {
   return [...out];
 }
 
-/** For handlers: adds the patients of what they return to the request's audit event. */
-export function auditPatients(res: Response, resources: readonly unknown[]): void {
-  const known = Array.isArray(res.locals.auditPatients) ? (res.locals.auditPatients as string[]) : [];
-  res.locals.auditPatients = [...new Set([...known, ...patientsOf(resources)])];
+/**
+ * For handlers: adds the patients of what they return to the request's audit event. `resources`
+ * is called only when an audit trail is mounted, so an unaudited app parses nothing for it.
+ */
+export function auditPatients(res: Response, resources: () => readonly unknown[]): void {
+  const known: unknown = res.locals.auditPatients;
+  if (!Array.isArray(known)) return;
+  res.locals.auditPatients = [...new Set([...(known as string[]), ...patientsOf(resources())])];
 }
 
 /**

@@ -28,6 +28,8 @@ export function auditTrail(recorder: { record(event: AuditJob['event']): void },
       next();
       return;
     }
+    // Tells handlers someone is listening: without a trail, auditPatients does no work.
+    res.locals.auditPatients = [];
     let done = false;
     const emit = (status: number | undefined): void => {
       if (done) return;
