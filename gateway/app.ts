@@ -7,6 +7,7 @@ import type { Auth } from './auth';
 import { officeOnly } from './auth/require';
 import { patientIndexRouter } from './fhir/patient-index';
 import { fhirRouter, sendJson } from './fhir/routes';
+import { importsRouter, type ImportRoutesDeps } from './imports/routes';
 import { ingestRouter } from './ingest/routes';
 import type { IngestService } from './ingest/service';
 import { maskIdNumbers } from './redact';
@@ -19,6 +20,8 @@ export interface AppDeps {
   onError?: (err: unknown) => void;
   /** Receipt of facility records; `/ingest` is mounted when present. */
   ingest?: IngestService;
+  /** Batch imports; `/imports` is mounted when present. */
+  imports?: Omit<ImportRoutesDeps, 'repo'>;
   /** The patient index: cross-facility reads and its operations when present. */
   mpi?: PatientIndex;
   /**
@@ -30,7 +33,7 @@ export interface AppDeps {
   auth?: Auth;
   /** The queue dashboard (Bull Board), mounted at /admin/queues for the consortium office. */
   admin?: RequestHandler;
-  /** The audit trail (`auditTrail`), mounted first on `/fhir` and `/ingest` so that every answer, refusals included, is audited. */
+  /** The audit trail (`auditTrail`), mounted first on `/fhir`, `/ingest` and `/imports` so that every answer, refusals included, is audited. */
   audit?: RequestHandler;
   /** Per-client rate limit (`rateLimit`) on `/fhir` and `/ingest`; it keys by `res.locals.principal`, so authentication mounts before it. */
   rateLimit?: RequestHandler;
@@ -38,7 +41,7 @@ export interface AppDeps {
   maxBodyBytes?: number;
 }
 
-const API_PATHS = ['/fhir', '/ingest'];
+const API_PATHS = ['/fhir', '/ingest', '/imports'];
 
 const JSON_TYPES = ['application/json', 'application/fhir+json', 'application/json-patch+json'];
 
@@ -64,6 +67,7 @@ export function createApp(deps: AppDeps): Express {
   if (deps.mpi) app.use('/fhir', patientIndexRouter(deps.repo, deps.mpi, deps.baseUrl));
   app.use('/fhir', fhirRouter(deps.repo, deps.baseUrl, deps.mpi, auth?.tokenUrl));
   if (deps.ingest) app.use('/ingest', ingestRouter(deps.ingest, String(limit)));
+  if (deps.imports) app.use('/imports', importsRouter({ repo: deps.repo, ...deps.imports }));
   app.use('/fhir', (_req, res) => sendJson(res, 404, outcome([{ severity: 'error', code: 'not-found', diagnostics: 'No such FHIR endpoint' }])));
   app.use(errorHandler(deps.onError));
   return app;

@@ -31,6 +31,10 @@ export interface Config {
   inlineWorker: boolean;
   /** Jobs one worker process applies at once (`WORKER_CONCURRENCY`, default 8). */
   workerConcurrency: number;
+  /** Import jobs (a file's reader, its chunks) one process runs at once (`IMPORT_CONCURRENCY`, default 3). */
+  importConcurrency: number;
+  /** The server folder `POST /imports` may name files in (`IMPORT_DIR`); unset: uploads only. */
+  importDir?: string;
   /** The registered sources (`SOURCES_FILE`, default the demo consortium's fixtures/demo-sources.json). */
   sourcesFile: string;
   /** The patient index's matching rules (`MPI_RULES_FILE`, default mpi/rules/default.json). */
@@ -98,6 +102,9 @@ export function loadConfig(env: Env = process.env): Config {
   const mllpPort = mllpRaw === '0' ? 0 : parsePort('MLLP_PORT', mllpRaw);
   const inlineWorker = parseBoolean('INGEST_WORKER', get('INGEST_WORKER') ?? 'true');
   const workerConcurrency = parsePositiveInt('WORKER_CONCURRENCY', get('WORKER_CONCURRENCY') ?? '8', 256);
+  const importConcurrency = parsePositiveInt('IMPORT_CONCURRENCY', get('IMPORT_CONCURRENCY') ?? '3', 64);
+  const importRaw = get('IMPORT_DIR');
+  const importDir = importRaw === undefined ? undefined : resolve(importRaw);
   const sourcesFile = resolve(get('SOURCES_FILE') ?? resolve(__dirname, '../fixtures/demo-sources.json'));
   const mpiRulesFile = resolve(get('MPI_RULES_FILE') ?? DEFAULT_RULES_FILE);
 
@@ -134,7 +141,7 @@ export function loadConfig(env: Env = process.env): Config {
   const rateLimitPerMinute = rateRaw === '0' ? 0 : parsePositiveInt('RATE_LIMIT_PER_MINUTE', rateRaw, 10_000_000);
 
   return {
-    port, dataDir, databaseUrl, redisUrl, logLevel, baseUrl, demo, pgMaxConnections, mllpPort, inlineWorker, workerConcurrency, sourcesFile, mpiRulesFile, queuePrefix,
+    port, dataDir, databaseUrl, redisUrl, logLevel, baseUrl, demo, pgMaxConnections, mllpPort, inlineWorker, workerConcurrency, importConcurrency, importDir, sourcesFile, mpiRulesFile, queuePrefix,
     clientsFile, signingKeyJwk, authIssuer, accessTokenTtl, officeFacility, oidc, metricsPublic, mllpPeers, mllpTls,
     auditWorker, maxBodyBytes, requestTimeoutMs, rateLimitPerMinute,
   };

@@ -15,9 +15,10 @@ import { PatientIndex } from '../mpi';
 import { loadRules } from '../mpi/rules';
 import { openStore, type OpenStore } from '../store/open';
 import { auditQueue, startAuditWorker, type AuditJob } from '../workers/audit';
+import { startImportWorker, resumeImports } from '../workers/import/worker';
 import { startIngestWorker } from '../workers/ingest';
 import { registerQueueDepth } from '../workers/metrics';
-import { ingestQueue, redisConnection, type IngestJob } from '../workers/queues';
+import { importQueue, ingestQueue, redisConnection, type ImportJobData, type IngestJob } from '../workers/queues';
 import { startRecovery } from '../workers/recovery';
 import { loadSources, type SourceRegistry } from '../workers/sources';
 import { queueBoard } from './admin';
@@ -57,6 +58,8 @@ interface Running {
   mllp?: TcpServer;
   queue?: Queue<IngestJob>;
   worker?: Worker<IngestJob>;
+  importQueue?: Queue<ImportJobData>;
+  importWorker?: Worker<ImportJobData>;
   auditQueue?: Queue<AuditJob>;
   auditWorker?: Worker<AuditJob>;
   audit?: AuditRecorder;
@@ -165,6 +168,14 @@ async function start(state: Running, log: Logger): Promise<void> {
     state.worker = startIngestWorker({ repo: store.repo, sources, log: ingestLog, mpi }, { connection, concurrency: config.workerConcurrency, prefix: config.queuePrefix });
     state.stopRecovery = await startRecovery(store.db, queue, ingestLog, RECOVERY);
   }
+  const imports = (state.importQueue = importQueue(connection, config.queuePrefix));
+  registerQueueDepth(imports, 'import_queue_jobs');
+  if (config.inlineWorker) {
+    const importLog = logger.child({ component: 'import' });
+    state.importWorker = startImportWorker({ repo: store.repo, sources, log: importLog, mpi, queue: imports }, { connection, concurrency: config.importConcurrency, prefix: config.queuePrefix });
+    const resumed = await resumeImports({ repo: store.repo, queue: imports });
+    if (resumed > 0) importLog.info({ imports: resumed }, 'resumed unfinished imports');
+  }
 
   const auth: Auth = createAuth({
     clients,
@@ -199,7 +210,8 @@ async function start(state: Running, log: Logger): Promise<void> {
       ingest,
       mpi,
       auth,
-      admin: queueBoard([queue, audits], '/admin/queues'),
+      admin: queueBoard([queue, imports, audits], '/admin/queues'),
+      imports: { queue: imports, sources, uploadDir: join(config.dataDir, 'imports'), importDir: config.importDir },
       baseUrl: config.baseUrl,
       onError,
       audit: auditTrail(state.audit, { observer: { name: 'consortium-fhir-gateway', url: config.baseUrl }, onError }),
@@ -324,6 +336,8 @@ async function cleanup(state: Running): Promise<void> {
   // A job in flight finishes (or its transaction rolls back and it is retried later).
   if (state.worker) await state.worker.close();
   if (state.queue) await state.queue.close();
+  if (state.importWorker) await state.importWorker.close();
+  if (state.importQueue) await state.importQueue.close();
   // The last requests' audit events reach the queue (or the store) before the audit worker stops.
   await state.audit?.drain();
   state.audit?.close();

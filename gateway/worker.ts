@@ -1,5 +1,5 @@
 /**
- * Process entry for `npm run worker`: the ingest and audit workers, for deployments that scale
+ * Process entry for `npm run worker`: the ingest, import and audit workers, for deployments that scale
  * them apart from the HTTP gateway (run the gateway with INGEST_WORKER=false, AUDIT_WORKER=false). Needs DATABASE_URL
  * and REDIS_URL: an embedded PGlite or a private Redis belongs to one gateway process.
  */
@@ -8,8 +8,9 @@ import { loadRules } from '../mpi/rules';
 import { createValidator } from '../profiles/validator';
 import { openStore } from '../store/open';
 import { startAuditWorker } from '../workers/audit';
+import { resumeImports, startImportWorker } from '../workers/import/worker';
 import { startIngestWorker } from '../workers/ingest';
-import { ingestQueue, redisConnection } from '../workers/queues';
+import { importQueue, ingestQueue, redisConnection } from '../workers/queues';
 import { startRecovery } from '../workers/recovery';
 import { loadSources } from '../workers/sources';
 import { ConfigError, loadConfig } from './config';
@@ -22,14 +23,17 @@ async function main(): Promise<void> {
   const log = logger.child({ component: 'worker' });
   const sources = loadSources(config.sourcesFile);
   const mpi = new PatientIndex(loadRules(config.mpiRulesFile));
-  const store = await openStore({ databaseUrl: config.databaseUrl, maxConnections: config.pgMaxConnections }, { validate: createValidator() });
+  const store = await openStore({ databaseUrl: config.databaseUrl, maxConnections: config.pgMaxConnections }, { validate: createValidator(), access: { mrnSystems: sources.mrnSystems } });
   mpi.attach(store.repo);
   const connection = redisConnection(config.redisUrl);
   const queue = ingestQueue(connection, config.queuePrefix);
   const worker = startIngestWorker({ repo: store.repo, sources, log, mpi }, { connection, concurrency: config.workerConcurrency, prefix: config.queuePrefix });
   const stopRecovery = await startRecovery(store.db, queue, log, { intervalMs: 30_000, graceMs: 60_000 });
+  const imports = importQueue(connection, config.queuePrefix);
+  const importWorker = startImportWorker({ repo: store.repo, sources, log, mpi, queue: imports }, { connection, concurrency: config.importConcurrency, prefix: config.queuePrefix });
+  await resumeImports({ repo: store.repo, queue: imports });
   const auditWorker = startAuditWorker({ repo: store.repo, log: logger.child({ component: 'audit' }) }, { connection, prefix: config.queuePrefix });
-  log.info({ concurrency: config.workerConcurrency }, 'ingest and audit workers running');
+  log.info({ concurrency: config.workerConcurrency }, 'ingest, import and audit workers running');
 
   let stopping = false;
   const stop = (signal: string): void => {
@@ -37,8 +41,8 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'stopping: finishing the jobs in flight');
     stopRecovery();
-    Promise.all([worker.close(), auditWorker.close()])
-      .then(() => queue.close())
+    Promise.all([worker.close(), importWorker.close(), auditWorker.close()])
+      .then(() => Promise.all([queue.close(), imports.close()]))
       .then(() => store.close())
       .then(() => process.exit(0), () => process.exit(1));
   };

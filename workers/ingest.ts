@@ -46,6 +46,10 @@ export function failureOutcome(err: unknown): OperationOutcome | undefined {
   return undefined;
 }
 
+/** What a record that made its mapper throw (a bug, not bad data) is failed with: the log has the error, the outcome does not quote the record. */
+export const mapperBugOutcome = (): OperationOutcome =>
+  outcome([{ severity: 'error', code: 'exception', diagnostics: 'The mapper failed on this record; see the gateway log' }]);
+
 /**
  * Applies one received message, in its patient's arrival order: under a lock on the patient
  * key, every earlier message of that patient still waiting is applied first, in one
@@ -100,15 +104,7 @@ async function applyOne(deps: IngestDeps, tx: Repository, m: StoredMessage, isol
     // Bound to the sending facility: the store stamps it as author and holds the record to the
     // facility's own resources and MRN system, as it does a client's write.
     const facility = deps.sources.get(m.source)!.source.facility;
-    const write = async (unbound: Repository): Promise<string[]> => {
-      const repo = unbound.withAccess({ facility });
-      const written = await writeBundle(repo, mapped);
-      if (mapped.merge) {
-        written.push(...(await retire(repo, mapped.merge)));
-        await mergePersons(deps, repo, mapped.merge, m.source);
-      }
-      return written;
-    };
+    const write = (unbound: Repository): Promise<string[]> => writeMapped(deps, unbound.withAccess({ facility }), mapped, m.source);
     let resources: string[];
     if (isolate) resources = await isolate(write);
     else {
@@ -140,7 +136,7 @@ async function fail(deps: IngestDeps, tx: Repository, m: StoredMessage, err: unk
   if (!reason) {
     if (stage === 'map') {
       deps.log.error({ messageId: m.id, source: m.source, err: (err as Error)?.message }, 'mapper failed unexpectedly');
-      await messageLog.finish(tx.executor, m.id, { state: 'failed', outcome: outcome([{ severity: 'error', code: 'exception', diagnostics: 'The mapper failed on this record; see the gateway log' }]) });
+      await messageLog.finish(tx.executor, m.id, { state: 'failed', outcome: mapperBugOutcome() });
       ingestMetrics.applied.inc({ source: m.source, state: 'failed' });
       return;
     }
@@ -148,6 +144,19 @@ async function fail(deps: IngestDeps, tx: Repository, m: StoredMessage, err: unk
   }
   await messageLog.finish(tx.executor, m.id, { state: 'failed', outcome: reason });
   ingestMetrics.applied.inc({ source: m.source, state: 'failed' });
+}
+
+/**
+ * Writes what a record mapped to, through `repo` (bound to the facility it is written for),
+ * and hands a merge to the patient index: the one write path of every record, sent or imported.
+ */
+export async function writeMapped(deps: Pick<IngestDeps, 'mpi'>, repo: Repository, mapped: MapResult, source: string): Promise<string[]> {
+  const written = await writeBundle(repo, mapped);
+  if (mapped.merge) {
+    written.push(...(await retire(repo, mapped.merge)));
+    await mergePersons(deps, repo, mapped.merge, source);
+  }
+  return written;
 }
 
 /**
@@ -196,7 +205,7 @@ async function retire(repo: Repository, merge: MergeRequest): Promise<string[]> 
  * ADT^A40 in the patient index: the facility says two registrations are one person, so the
  * retired registration's person is merged into the survivor's (reversibly, see $mpi-unmerge).
  */
-async function mergePersons(deps: IngestDeps, repo: Repository, merge: MergeRequest, source: string): Promise<void> {
+async function mergePersons(deps: Pick<IngestDeps, 'mpi'>, repo: Repository, merge: MergeRequest, source: string): Promise<void> {
   if (!deps.mpi) return;
   const [retired, survivor] = [merge.retired, merge.survivor].map((r) => r.split('/')[1]);
   const [a, b] = [await deps.mpi.person(repo.executor, retired), await deps.mpi.person(repo.executor, survivor)];

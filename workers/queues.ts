@@ -27,6 +27,24 @@ export const INGEST_JOB_OPTIONS: JobsOptions = {
   removeOnFail: true,
 };
 
+export const IMPORT_QUEUE = 'import';
+
+/** Reading an import's file into chunks, or applying one chunk; the records are in the import log. */
+export type ImportJobData = { kind: 'read'; importId: string } | { kind: 'chunk'; importId: string; seq: number };
+
+/** Job ids name the work, so queueing it again (a resumed import) is one job. */
+export const importJobId = (j: ImportJobData): string => (j.kind === 'read' ? `read-${j.importId}` : `chunk-${j.importId}-${j.seq}`);
+
+/** Retried as ingest jobs are: bad rows are recorded, never thrown, so only transient failures get here. */
+export function importQueue(connection: ConnectionOptions, prefix = QUEUE_PREFIX): Queue<ImportJobData> {
+  return new Queue<ImportJobData>(IMPORT_QUEUE, { connection, prefix, defaultJobOptions: INGEST_JOB_OPTIONS });
+}
+
+export async function enqueueImportJobs(queue: Queue<ImportJobData>, jobs: ImportJobData[]): Promise<void> {
+  if (jobs.length === 0) return;
+  await queue.addBulk(jobs.map((data) => ({ name: data.kind, data, opts: { jobId: importJobId(data) } })));
+}
+
 /** Connection options BullMQ needs from a redis URL (workers block, so no per-request retry limit). */
 export function redisConnection(url: string): ConnectionOptions {
   const u = new URL(url);

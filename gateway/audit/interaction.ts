@@ -22,7 +22,7 @@ const TYPE = /^[A-Z][A-Za-z]+$/;
 export function describeRequest(method: string, pathname: string, body?: unknown): RequestKind | undefined {
   const parts = pathname.split('/').filter((p) => p !== '').map(safeDecode);
   const [root, ...rest] = parts;
-  if (root === 'ingest') return describeIngest(method, rest);
+  if (root === 'ingest' || root === 'imports') return describeReceipt(method, root, rest);
   if (root !== 'fhir') return undefined;
   const m = method.toUpperCase();
   const [a, b, c, d] = rest;
@@ -54,11 +54,13 @@ export function describeRequest(method: string, pathname: string, body?: unknown
   return { interaction: 'operation', operation: c, type: a, resource: instance };
 }
 
-function describeIngest(method: string, rest: string[]): RequestKind {
-  const detail = `/ingest/${rest.join('/')}`;
+/** Records sent (`/ingest`) or loaded in batches (`/imports`): audited by path, as they are not FHIR interactions. */
+function describeReceipt(method: string, root: string, rest: string[]): RequestKind {
+  const detail = `/${[root, ...rest].join('/')}`;
   const last = rest[rest.length - 1];
   if (last?.startsWith('$')) return { interaction: 'operation', operation: last, detail };
-  return { interaction: method.toUpperCase() === 'POST' ? 'create' : 'read', detail };
+  const m = method.toUpperCase();
+  return { interaction: m === 'POST' ? 'create' : m === 'DELETE' ? 'delete' : 'read', detail };
 }
 
 function safeDecode(s: string): string {

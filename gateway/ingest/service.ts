@@ -9,12 +9,12 @@ import { MappingError, type MapResult } from '../../mappers/types';
 import { notFound } from '../../store/errors';
 import { messageLog, type NewMessage, type SourceQuality, type StoredMessage } from '../../store/messages';
 import type { Repository } from '../../store/repository';
-import { failureOutcome, prepare } from '../../workers/ingest';
+import { failureOutcome, mapperBugOutcome, prepare } from '../../workers/ingest';
 import { ingestMetrics } from '../../workers/metrics';
 import { enqueueMessages, type IngestJob } from '../../workers/queues';
 import type { SourceRegistry } from '../../workers/sources';
 import { buildAck, type AckCode } from './ack';
-import { foreignMrnFacility } from './foreign-mrn';
+import { foreignMrnFacility } from '../../workers/foreign-mrn';
 import { ANY_FACILITY } from './mllp-peers';
 import { ReceiptWriter } from './receipts';
 
@@ -176,5 +176,5 @@ function patientKey(mapped: MapResult): string | undefined {
 
 function unexpected(log: Logger, m: Omit<NewMessage, 'state'>, err: unknown): OperationOutcome {
   log.error({ source: m.source, kind: m.kind, err: (err as Error)?.message }, 'mapper failed unexpectedly at receipt');
-  return { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'exception', diagnostics: 'The mapper failed on this record; see the gateway log' }] };
+  return mapperBugOutcome();
 }

@@ -22,16 +22,38 @@ export interface CsvTable {
 }
 
 const MARK = /^#line (\d+)\n/;
-const NEWLINES = /\r\n?/g;
+export const NEWLINES = /\r\n?/g;
 
 /** `text` (a header line and one row) marked as the row that starts on `line` of its body. */
 export const markLine = (line: number, text: string): string => `#line ${line}\n${text}`;
 
-interface Parsed {
+/** A record as csv-parse hands it over with `PARSE_OPTIONS`. */
+export interface Parsed {
   record: string[];
   raw: string;
   info: { lines: number };
 }
+
+/** Options for csv-parse (sync or streaming) giving `Parsed` records; line ends already LF. */
+export const PARSE_OPTIONS = {
+  raw: true,
+  info: true,
+  trim: true,
+  skip_empty_lines: true,
+  // A row of the wrong width fails alone, when it is mapped, not the whole body.
+  relax_column_count: true,
+} as const;
+
+/** A parsed record as a row starting `shift` lines further down than where the parser saw it. */
+export function rowOf(r: Parsed, shift = 0): CsvRow {
+  const text = trimLineEnds(r.raw);
+  return { line: r.info.lines - countNewlines(text) + shift, fields: r.record, text };
+}
+
+/** Spreadsheets export trailing rows of bare commas. */
+export const isBlankRow = (r: CsvRow): boolean => r.fields.every((f) => f === '');
+
+export const trimLineEnds = (raw: string): string => raw.replace(/^\n+/, '').replace(/\n$/, '');
 
 export function readCsv(input: string): CsvTable {
   let body = input.replace(NEWLINES, '\n');
@@ -42,12 +64,7 @@ export function readCsv(input: string): CsvTable {
   let parsed: Parsed[];
   try {
     parsed = parse(body, {
-      raw: true,
-      info: true,
-      trim: true,
-      skip_empty_lines: true,
-      // A row of the wrong width fails alone, when it is mapped, not the whole body.
-      relax_column_count: true,
+      ...PARSE_OPTIONS,
       on_record: (record, context) => {
         lastEnd = context.lines;
         return record;
@@ -60,14 +77,8 @@ export function readCsv(input: string): CsvTable {
   const [head, ...rest] = parsed;
   // The row of a marked record is line 2 of the text, and line `mark` of its body.
   const shift = mark ? Number(mark[1]) - 2 : 0;
-  const rows = rest
-    .map((r) => {
-      const text = r.raw.replace(/^\n+/, '').replace(/\n$/, '');
-      return { line: r.info.lines - countNewlines(text) + shift, fields: r.record, text };
-    })
-    // Spreadsheets export trailing rows of bare commas.
-    .filter((r) => r.fields.some((f) => f !== ''));
-  return { header: head.record, headerText: head.raw.replace(/^\n+/, '').replace(/\n$/, ''), rows };
+  const rows = rest.map((r) => rowOf(r, shift)).filter((r) => !isBlankRow(r));
+  return { header: head.record, headerText: trimLineEnds(head.raw), rows };
 }
 
 function countNewlines(text: string): number {

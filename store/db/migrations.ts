@@ -189,6 +189,51 @@ const MIGRATIONS: string[] = [
   END
   $$
   `,
+  // Batch imports: a file read in chunks. A chunk is committed (its records and the reader's
+  // checkpoint, `read_records`) before its job is queued, so a killed reader resumes after the
+  // last chunk it wrote and a flushed queue loses nothing. Counts live on the chunks, which
+  // workers finish concurrently, rather than on one hot import row. `import_key` (the file's
+  // content hash with its source and format) makes running the same import again find it.
+  `
+  CREATE TABLE import_job (
+    id uuid PRIMARY KEY,
+    import_key text NOT NULL UNIQUE,
+    format text NOT NULL,
+    source text,
+    charset text,
+    facility text,
+    unrestricted boolean NOT NULL DEFAULT false,
+    client_id text,
+    file_path text NOT NULL,
+    file_bytes bigint NOT NULL,
+    state text NOT NULL CHECK (state IN ('reading', 'applying', 'done', 'cancelled', 'failed')),
+    read_records bigint NOT NULL DEFAULT 0,
+    read_bytes bigint NOT NULL DEFAULT 0,
+    read_complete boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    resumed_at timestamptz NOT NULL DEFAULT now(),
+    finished_at_resume bigint NOT NULL DEFAULT 0,
+    finished_at timestamptz,
+    outcome jsonb
+  );
+  CREATE TABLE import_chunk (
+    import_id uuid NOT NULL REFERENCES import_job (id) ON DELETE CASCADE,
+    seq integer NOT NULL,
+    records jsonb,
+    size integer NOT NULL,
+    done integer NOT NULL DEFAULT 0,
+    failed integer NOT NULL DEFAULT 0,
+    finished_at timestamptz,
+    PRIMARY KEY (import_id, seq)
+  );
+  CREATE TABLE import_error (
+    import_id uuid NOT NULL REFERENCES import_job (id) ON DELETE CASCADE,
+    line bigint NOT NULL,
+    raw text NOT NULL,
+    outcome jsonb NOT NULL,
+    PRIMARY KEY (import_id, line)
+  )
+  `,
 ];
 
 /** Migration 4's labelling of the versions stored before it (a fixed text: names no value from a request). */

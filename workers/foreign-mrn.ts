@@ -1,7 +1,7 @@
-import type { SourceConfig } from '../../mappers/context';
-import { authoritySystem } from '../../mappers/hl7v2/datatypes';
-import { parseEr7 } from '../../mappers/hl7v2/er7';
-import { mrnOf } from '../../mappers/hl7v2/patient';
+import type { SourceConfig } from '../mappers/context';
+import { authoritySystem } from '../mappers/hl7v2/datatypes';
+import { parseEr7 } from '../mappers/hl7v2/er7';
+import { mrnOf } from '../mappers/hl7v2/patient';
 
 /**
  * The facility whose MRN a message's patient is filed under, when that is not the sending
