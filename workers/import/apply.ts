@@ -50,9 +50,12 @@ export async function applyChunk(deps: ImportDeps, job: ImportJob, seq: number):
  * written again record by record, each in its own savepoint, so only that record fails.
  */
 async function writeAll(deps: ImportDeps, repo: Repository, good: Mapped[], errors: ImportError[]): Promise<number> {
+  if (good.length === 0) return 0;
   try {
+    // Merges move records between persons one at a time; anything else is written as one Bundle.
     await repo.savepoint(async (r) => {
-      for (const g of good) await writeMapped(deps, r, g.mapped, g.source);
+      if (good.some((g) => g.mapped.merge)) for (const g of good) await writeMapped(deps, r, g.mapped, g.source);
+      else await writeMapped(deps, r, combined(good.map((g) => g.mapped)), good[0].source);
     });
     return good.length;
   } catch (err) {
@@ -70,6 +73,33 @@ async function writeAll(deps: ImportDeps, repo: Repository, good: Mapped[], erro
     }
   }
   return written;
+}
+
+/**
+ * The records' Bundles as one, a resource once: mapped ids are deterministic and references
+ * absolute, so records of one chunk may share a Patient or an Encounter. A later record's
+ * version wins, as it would have one by one, except that a demographics copy (createOnly)
+ * never replaces a full record of the same resource.
+ */
+function combined(results: MapResult[]): MapResult {
+  const entries = new Map<string, { entry: NonNullable<MapResult['bundle']['entry']>[number]; createOnly: boolean }>();
+  for (const m of results) {
+    const createOnly = new Set(m.createOnly);
+    for (const entry of m.bundle.entry ?? []) {
+      const key = entry.fullUrl!;
+      const copy = createOnly.has(key);
+      const seen = entries.get(key);
+      if (seen && copy) continue;
+      entries.set(key, { entry, createOnly: copy });
+    }
+  }
+  const all = [...entries.values()];
+  return {
+    bundle: { resourceType: 'Bundle', type: 'transaction', entry: all.map((e) => e.entry) },
+    createOnly: all.filter((e) => e.createOnly).map((e) => e.entry.fullUrl!),
+    unmapped: [],
+    warnings: [],
+  };
 }
 
 /**
