@@ -1,8 +1,8 @@
-/** The two files the public-health system exports, told apart by their header. */
+/** The files the centre's systems export (public health: follow-ups, prescriptions; the LIS: results), told apart by their header. */
 import { MappingError } from '../types';
 
 export interface FileKind {
-  name: 'followup' | 'prescription';
+  name: 'followup' | 'prescription' | 'lab';
   /** The column holding a row's own number: its local id and meta.source. */
   key: string;
   /** In the header, and filled in every row. */
@@ -26,17 +26,25 @@ export const PRESCRIPTION: FileKind = {
   optional: ['xm', 'jl', 'jldw', 'pc', 'gytj', 'ts', 'sl', 'sldw', 'ysxm'],
 };
 
-const KNOWN = new Map([FOLLOW_UP, PRESCRIPTION].map((k) => [k, new Set([...k.required, ...k.optional])]));
+/** 检验结果: one result of the centre's laboratory per row (the LIS export its history comes in). */
+export const LAB: FileKind = {
+  name: 'lab',
+  key: 'jyjgh',
+  required: ['jyjgh', 'jmbh', 'cjsj', 'xmdm', 'jg'],
+  optional: ['xm', 'xb', 'csrq', 'bgh', 'xmmc', 'dw', 'ckfw', 'ycbz', 'bgsj'],
+};
+
+const KINDS: readonly FileKind[] = [FOLLOW_UP, PRESCRIPTION, LAB];
+const KNOWN = new Map(KINDS.map((k) => [k, new Set([...k.required, ...k.optional])]));
+const NUMBER_COLUMNS = 'a follow-up (sfjlh), a prescription (cfh) or a lab result (jyjgh)';
 
 /** The file's kind, once its header (column names, any case) names every required column and no unknown one. */
 export function kindOf(header: readonly string[]): FileKind {
-  const hasFollowUp = header.includes(FOLLOW_UP.key);
-  const hasPrescription = header.includes(PRESCRIPTION.key);
-  if (hasFollowUp === hasPrescription) {
-    const names = hasFollowUp ? 'both a follow-up (sfjlh) and a prescription (cfh)' : 'neither a follow-up (sfjlh) nor a prescription (cfh)';
-    throw new MappingError(`the header names ${names} number column`, { line: 1 }, 'structure');
+  const present = KINDS.filter((k) => header.includes(k.key));
+  if (present.length !== 1) {
+    throw new MappingError(`the header must name one number column, of ${NUMBER_COLUMNS}; it names ${present.length === 0 ? 'none' : present.map((k) => k.key).join(' and ')}`, { line: 1 }, 'structure');
   }
-  const kind = hasFollowUp ? FOLLOW_UP : PRESCRIPTION;
+  const kind = present[0];
   const known = KNOWN.get(kind)!;
   const seen = new Set<string>();
   for (const column of header) {

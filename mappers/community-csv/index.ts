@@ -1,14 +1,15 @@
 /**
  * The community centre's CSV exports (湖滨街道社区卫生服务中心, public-health system):
- * chronic-disease follow-ups and prescriptions, one record per row, the file kind told by
+ * chronic-disease follow-ups and prescriptions, and its LIS's lab results, one record per row, the file kind told by
  * its header (pinyin column names). Errors name the line in the posted body and the column.
  */
 import type { MapContext } from '../context';
 import { ResultBuilder } from '../common/result';
 import { MappingError, type MapResult, type RawRecord } from '../types';
-import { FOLLOW_UP, kindOf, type FileKind } from './columns';
+import { FOLLOW_UP, kindOf, PRESCRIPTION, type FileKind } from './columns';
 import { markLine, readCsv, type CsvTable } from './csv';
 import { mapFollowUp } from './followup';
+import { mapLabRow } from './lab';
 import { mapPrescriptionRow } from './prescription';
 import { Row } from './row';
 
@@ -41,6 +42,7 @@ export function map(raw: string, ctx: MapContext): MapResult {
   const number = row.required(kind.key);
   const out = new ResultBuilder(ctx, number);
   if (kind === FOLLOW_UP) mapFollowUp(out, row, number);
-  else mapPrescriptionRow(out, row, number);
+  else if (kind === PRESCRIPTION) mapPrescriptionRow(out, row, number);
+  else mapLabRow(out, row, number);
   return out.result();
 }

@@ -1,10 +1,9 @@
 /** jy: a laboratory report (检验报告) as a DiagnosticReport, each item an Observation. */
-import type { DiagnosticReport, Observation, Quantity, Reference } from '@medplum/fhirtypes';
-import { interpretation, numericResult, referenceRange } from '../common/lab-values';
+import type { DiagnosticReport, Observation, Reference } from '@medplum/fhirtypes';
+import { resultElements } from '../common/lab-result';
 import { localConcept } from '../common/local-code';
 import type { ResultBuilder } from '../common/result';
 import { OBSERVATION_CATEGORY, V2_0074, v2IdentifierType } from '../common/systems';
-import { quantity } from '../common/units';
 import { MappingError } from '../types';
 import { patientCopy, time, visitOf, type LabItem, type LabRecord } from './record';
 
@@ -38,17 +37,6 @@ export function mapLabReport(out: ResultBuilder, r: LabRecord): void {
 }
 
 function labObservation(out: ResultBuilder, r: LabRecord, item: LabItem, i: number, patient: string, effective: string, issued: string): Observation & { id: string } {
-  const unknownUnit = (unit: string): void => out.warn(`$.xm[${i}].dw`, `unit '${unit}' has no UCUM code; kept as text`);
-  const unit = item.dw || undefined;
-  const numeric = typeof item.jg === 'number' ? { value: item.jg } : numericResult(item.jg);
-  // A text result (阴性, 1:40, 见附件) is a legal result, kept as the LIS wrote it.
-  const value: Pick<Observation, 'valueQuantity' | 'valueString'> = numeric
-    ? { valueQuantity: { ...quantity(numeric.value, unit, unknownUnit), ...(numeric.comparator && { comparator: numeric.comparator }) } }
-    : { valueString: String(item.jg) };
-  const flag = item.bz?.trim() ? interpretation(item.bz) : undefined;
-  if (item.bz?.trim() && !flag) out.warn(`$.xm[${i}].bz`, `flag '${item.bz}' is not an abnormal flag this gateway knows; left out`);
-  // The range is in the value's unit; an unknown unit was warned about once already.
-  const inUnit = (value: number): Quantity => quantity(value, unit, () => undefined);
   return {
     resourceType: 'Observation',
     id: out.id('observation', `${r.bgdh}|${item.xmdm}`),
@@ -61,8 +49,6 @@ function labObservation(out: ResultBuilder, r: LabRecord, item: LabItem, i: numb
     effectiveDateTime: effective,
     issued,
     performer: [out.organization],
-    ...value,
-    ...(flag && { interpretation: [flag] }),
-    ...(item.ckfw?.trim() && { referenceRange: [referenceRange(item.ckfw, inUnit)] }),
+    ...resultElements(out, { value: item.jg, unit: item.dw, flag: item.bz, range: item.ckfw }, { unit: `$.xm[${i}].dw`, flag: `$.xm[${i}].bz` }),
   };
 }

@@ -64,6 +64,7 @@ describe('community CSV: split', () => {
       // BOM, CRLF, quoted fields, a blank line (3) and a trailing row of bare commas.
       'followups-diabetes.csv': [['followup', 'SF202511002', 2], ['followup', 'SF202511004', 4]],
       'followups-hypertension.csv': [['followup', 'SF202511001', 2], ['followup', 'SF202511003', 3]],
+      'lab-results.csv': [['lab', 'JY2025110001', 2], ['lab', 'JY2025110002', 3], ['lab', 'JY2025110003', 4], ['lab', 'JY2025110004', 5]],
       'prescriptions.csv': [['prescription', 'SQCF2025110001', 2], ['prescription', 'SQCF2025110002', 3], ['prescription', 'SQCF2025110002', 4]],
     });
   });
@@ -116,7 +117,7 @@ describe('community CSV: every demo record', () => {
     const patient = one<Patient>(result, 'Patient');
     const subjects = resources(result).flatMap((r) => ('subject' in r && r.subject ? [(r.subject as { reference: string }).reference] : []));
     expect(new Set(subjects)).toEqual(new Set([`Patient/${patient.id}`]));
-    // The centre registers its residents: a follow-up writes the Patient, a prescription only a copy.
+    // The centre registers its residents: a follow-up writes the Patient, a prescription or a lab result only a copy.
     expect(result.createOnly).toEqual(record.kind === 'followup' ? [] : [`urn:uuid:${patient.id}`]);
     expect(() => validateMappedBundle(result.bundle, result.createOnly)).not.toThrow();
   });
@@ -238,6 +239,54 @@ describe('community CSV: follow-ups', () => {
     const [r] = mapCsv(`${FOLLOW_UP_HEADER}\nSF9,C9,王伟,1,2025-11-10,,\n`);
     const e = one<Encounter>(r, 'Encounter');
     expect([e.type![0].text, e.reasonCode, e.participant, all(r, 'Observation')]).toEqual(['慢病随访', undefined, undefined, []]);
+  });
+});
+
+describe('community CSV: lab results', () => {
+  const [glucose, hba1c, cholesterol, urine] = mapFile('lab-results.csv');
+  const V3 = 'http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation';
+  const LIS = 'http://example.org/fhir/CodeSystem/community-centre-a-lis';
+
+  it('maps a row to one laboratory Observation, LOINC beside the local code, for a create-only copy of the resident', () => {
+    expect(one<Observation>(glucose, 'Observation')).toEqual({
+      resourceType: 'Observation',
+      id: id('observation', 'JY2025110001'),
+      meta: meta('JY2025110001'),
+      identifier: [
+        { use: 'official', system: 'urn:consortium:source:community-centre-a:lab-result', value: 'JY2025110001' },
+        { use: 'secondary', system: 'urn:consortium:source:community-centre-a:report', value: 'BG20251101' },
+      ],
+      status: 'final',
+      category: category('laboratory'),
+      code: { coding: [{ system: LOINC, code: '14771-0', display: 'Glucose [Moles/volume] in Serum or Plasma --fasting' }, { system: LIS, code: 'GLU', display: '空腹血糖' }], text: '空腹血糖' },
+      subject: ref('Patient', 'patient', 'C0000302'),
+      effectiveDateTime: '2025-11-10T07:40:00+08:00',
+      issued: '2025-11-10T02:05:00.000Z',
+      performer: [ORG],
+      valueQuantity: ucum(7.9, 'mmol/L'),
+      interpretation: [{ coding: [{ system: V3, code: 'H', display: 'High' }] }],
+      referenceRange: [{ low: ucum(3.9, 'mmol/L'), high: ucum(6.1, 'mmol/L'), text: '3.9-6.1' }],
+    } satisfies Observation);
+    expect(glucose.createOnly).toEqual([`urn:uuid:${id('patient', 'C0000302')}`]);
+    expect(one<Patient>(glucose, 'Patient')).toMatchObject({ gender: 'female', birthDate: '1962-07-25', name: [{ use: 'official', text: '李秀英' }] });
+    expect(glucose.unmapped).toEqual([]);
+  });
+
+  it('reads the flags Chinese LIS print (↑), an upper bound as a range, and keeps a text result and an unmapped code', () => {
+    expect(one<Observation>(hba1c, 'Observation').interpretation).toEqual([{ coding: [{ system: V3, code: 'H', display: 'High' }] }]);
+    expect(one<Observation>(cholesterol, 'Observation').referenceRange).toEqual([{ high: ucum(5.2, 'mmol/L'), text: '<5.2' }]);
+    const text = one<Observation>(urine, 'Observation');
+    expect(text.valueString).toBe('阴性');
+    expect(text.code.coding).toEqual([{ system: LIS, code: 'XY99', display: '尿常规（外送）' }]);
+    expect(urine.unmapped).toEqual([{ system: LIS, code: 'XY99', display: '尿常规（外送）', kind: 'lab' }]);
+  });
+
+  it('names the line and column of a result it cannot read', () => {
+    const header = 'jyjgh,jmbh,cjsj,xmdm,jg,ycbz';
+    expect(thrown(() => mapCsv(`${header}\nJY1,C1,2025-11-10 07:40:00,GLU,,H\n`)).where).toBe('line 2, column jg');
+    expect(thrown(() => mapCsv(`${header}\nJY1,C1,11/10/2025,GLU,5.1,\n`)).where).toBe('line 2, column cjsj');
+    const [unknownFlag] = mapCsv(`${header}\nJY1,C1,2025-11-10 07:40:00,GLU,5.1,偏高\n`);
+    expect(unknownFlag.warnings).toEqual(["line 2, column ycbz: flag '偏高' is not an abnormal flag this gateway knows; left out"]);
   });
 });
 
