@@ -1,3 +1,4 @@
+import type { UpstreamConfig } from '../workers/forward';
 import { DEFAULT_RULES_FILE } from '../mpi/rules';
 import { resolve } from 'node:path';
 import type { JWK } from 'jose';
@@ -53,6 +54,8 @@ export interface Config {
   officeFacility: string;
   /** Clinicians' tokens from an OpenID Connect provider (`OIDC_ISSUER` and `OIDC_JWKS_URL`, both or neither). */
   oidc?: OidcOptions;
+  /** The upstream FHIR server every change is forwarded to (`FORWARD_URL`, with `FORWARD_TOKEN_URL`, `FORWARD_CLIENT_ID`, `FORWARD_CLIENT_SECRET`); unset: no forwarding. */
+  forward?: UpstreamConfig;
   /** `/metrics` without a token (`METRICS_PUBLIC`, default on); off: the office's token. */
   metricsPublic: boolean;
   /** Who may connect to the MLLP listener, for which facilities (`MLLP_PEERS`). */
@@ -122,6 +125,12 @@ export function loadConfig(env: Env = process.env): Config {
   const oidcJwks = parseUrl('OIDC_JWKS_URL', get('OIDC_JWKS_URL'), ['http:', 'https:']);
   if ((oidcIssuer === undefined) !== (oidcJwks === undefined)) throw new ConfigError('Invalid OIDC_ISSUER / OIDC_JWKS_URL: set both or neither');
   const oidc = oidcIssuer && oidcJwks ? { issuer: oidcIssuer, jwksUrl: oidcJwks, audience: get('OIDC_AUDIENCE'), facilityClaim: get('OIDC_FACILITY_CLAIM') ?? 'facility' } : undefined;
+  const forwardUrl = parseUrl('FORWARD_URL', get('FORWARD_URL'), ['http:', 'https:']);
+  const forwardTokenUrl = parseUrl('FORWARD_TOKEN_URL', get('FORWARD_TOKEN_URL'), ['http:', 'https:']);
+  const forwardClient = [get('FORWARD_CLIENT_ID'), get('FORWARD_CLIENT_SECRET')];
+  if (forwardTokenUrl !== undefined && forwardClient.some((v) => v === undefined)) throw new ConfigError('Invalid FORWARD_TOKEN_URL: FORWARD_CLIENT_ID and FORWARD_CLIENT_SECRET are needed with it');
+  if (forwardTokenUrl !== undefined && forwardUrl === undefined) throw new ConfigError('Invalid FORWARD_TOKEN_URL: set FORWARD_URL, the upstream to forward to');
+  const forward = forwardUrl ? { url: forwardUrl, ...(forwardTokenUrl && { tokenUrl: forwardTokenUrl, clientId: forwardClient[0], clientSecret: forwardClient[1] }) } : undefined;
   const metricsPublic = parseBoolean('METRICS_PUBLIC', get('METRICS_PUBLIC') ?? 'true');
   let mllpPeers: MllpPeers;
   try {
@@ -142,7 +151,7 @@ export function loadConfig(env: Env = process.env): Config {
 
   return {
     port, dataDir, databaseUrl, redisUrl, logLevel, baseUrl, demo, pgMaxConnections, mllpPort, inlineWorker, workerConcurrency, importConcurrency, importDir, sourcesFile, mpiRulesFile, queuePrefix,
-    clientsFile, signingKeyJwk, authIssuer, accessTokenTtl, officeFacility, oidc, metricsPublic, mllpPeers, mllpTls,
+    clientsFile, signingKeyJwk, authIssuer, accessTokenTtl, officeFacility, oidc, forward, metricsPublic, mllpPeers, mllpTls,
     auditWorker, maxBodyBytes, requestTimeoutMs, rateLimitPerMinute,
   };
 }

@@ -15,6 +15,7 @@ import { PatientIndex } from '../mpi';
 import { loadRules } from '../mpi/rules';
 import { openStore, type OpenStore } from '../store/open';
 import { auditQueue, startAuditWorker, type AuditJob } from '../workers/audit';
+import { Forwarder } from '../workers/forward';
 import { startImportWorker, resumeImports } from '../workers/import/worker';
 import { startIngestWorker } from '../workers/ingest';
 import { registerQueueDepth } from '../workers/metrics';
@@ -60,6 +61,7 @@ interface Running {
   worker?: Worker<IngestJob>;
   importQueue?: Queue<ImportJobData>;
   importWorker?: Worker<ImportJobData>;
+  forwarder?: Forwarder;
   auditQueue?: Queue<AuditJob>;
   auditWorker?: Worker<AuditJob>;
   audit?: AuditRecorder;
@@ -175,6 +177,11 @@ async function start(state: Running, log: Logger): Promise<void> {
     state.importWorker = startImportWorker({ repo: store.repo, sources, log: importLog, mpi, queue: imports }, { connection, concurrency: config.importConcurrency, prefix: config.queuePrefix });
     const resumed = await resumeImports({ repo: store.repo, queue: imports });
     if (resumed > 0) importLog.info({ imports: resumed }, 'resumed unfinished imports');
+  }
+
+  if (config.forward) {
+    state.forwarder = new Forwarder(store.db, config.forward, logger.child({ component: 'forward' }));
+    await state.forwarder.start();
   }
 
   const auth: Auth = createAuth({
@@ -336,6 +343,7 @@ async function cleanup(state: Running): Promise<void> {
   // A job in flight finishes (or its transaction rolls back and it is retried later).
   if (state.worker) await state.worker.close();
   if (state.queue) await state.queue.close();
+  await state.forwarder?.stop();
   if (state.importWorker) await state.importWorker.close();
   if (state.importQueue) await state.importQueue.close();
   // The last requests' audit events reach the queue (or the store) before the audit worker stops.

@@ -8,6 +8,7 @@ import { loadRules } from '../mpi/rules';
 import { createValidator } from '../profiles/validator';
 import { openStore } from '../store/open';
 import { startAuditWorker } from '../workers/audit';
+import { Forwarder } from '../workers/forward';
 import { resumeImports, startImportWorker } from '../workers/import/worker';
 import { startIngestWorker } from '../workers/ingest';
 import { importQueue, ingestQueue, redisConnection } from '../workers/queues';
@@ -32,6 +33,9 @@ async function main(): Promise<void> {
   const imports = importQueue(connection, config.queuePrefix);
   const importWorker = startImportWorker({ repo: store.repo, sources, log, mpi, queue: imports }, { connection, concurrency: config.importConcurrency, prefix: config.queuePrefix });
   await resumeImports({ repo: store.repo, queue: imports });
+  // Any number of processes may be configured to forward: a lease in the database lets one send at a time.
+  const forwarder = config.forward ? new Forwarder(store.db, config.forward, logger.child({ component: 'forward' })) : undefined;
+  await forwarder?.start();
   const auditWorker = startAuditWorker({ repo: store.repo, log: logger.child({ component: 'audit' }) }, { connection, prefix: config.queuePrefix });
   log.info({ concurrency: config.workerConcurrency }, 'ingest, import and audit workers running');
 
@@ -41,7 +45,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'stopping: finishing the jobs in flight');
     stopRecovery();
-    Promise.all([worker.close(), importWorker.close(), auditWorker.close()])
+    Promise.all([worker.close(), importWorker.close(), auditWorker.close(), forwarder?.stop()])
       .then(() => Promise.all([queue.close(), imports.close()]))
       .then(() => store.close())
       .then(() => process.exit(0), () => process.exit(1));

@@ -234,6 +234,37 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (import_id, line)
   )
   `,
+  // Forwarding upstream: while forward_state holds its row, every statement that writes
+  // resource versions records them in forward_outbox, in the writer's transaction (a
+  // statement trigger, so no process can forget it and a batch costs one INSERT ... SELECT).
+  // `xid` lets the forwarder take only rows whose transaction, and every earlier one, has
+  // committed: seq alone would let a slow transaction's rows slip behind the forwarder.
+  `
+  CREATE TABLE forward_state (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    upstream text NOT NULL,
+    owner text,
+    lease_until timestamptz
+  );
+  CREATE TABLE forward_outbox (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    type text NOT NULL,
+    id text NOT NULL,
+    version integer NOT NULL,
+    xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    queued_at timestamptz NOT NULL DEFAULT now()
+  );
+  CREATE FUNCTION forward_capture() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    IF EXISTS (SELECT 1 FROM forward_state) THEN
+      INSERT INTO forward_outbox (type, id, version) SELECT type, id, version FROM changed ORDER BY type, id;
+    END IF;
+    RETURN NULL;
+  END
+  $$;
+  CREATE TRIGGER forward_inserted AFTER INSERT ON resource REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION forward_capture();
+  CREATE TRIGGER forward_updated AFTER UPDATE ON resource REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION forward_capture()
+  `,
 ];
 
 /** Migration 4's labelling of the versions stored before it (a fixed text: names no value from a request). */
