@@ -5,6 +5,7 @@ import * as community from '../../mappers/community-csv';
 import { Terminology, type MapContext, type SourceConfig } from '../../mappers/context';
 import { resourceId } from '../../mappers/ids';
 import { MappingError, type MapResult } from '../../mappers/types';
+import { markLine, readCsv } from '../../mappers/community-csv/csv';
 import { validateMappedBundle } from '../../profiles/conformance';
 import { thrown } from '../support/thrown';
 
@@ -79,6 +80,18 @@ describe('community CSV: split', () => {
     expect(records.map((r) => [r.localId, r.line])).toEqual([['SF1', 2], ['SF2', 4]]);
     expect(one<Patient>(community.map(records[0].raw, ctx), 'Patient').name).toEqual([{ use: 'official', text: '王\n伟' }]);
     expect(thrown(() => community.map(records[1].raw.replace('2025-11-10', 'x'), ctx)).where).toBe('line 4, column sfrq');
+  });
+
+  it('reads a split record without quotes as csv-parse reads it: blanks (the ideographic one too) trimmed, empty cells kept', () => {
+    const text = 'jyjgh, jmbh ,xm,jg,dw\nJY1 ,\tC1,\u3000王伟, 5.1,\n';
+    // Marked: the plain path; unmarked: csv-parse (the row's line then counts from the body).
+    const plain = readCsv(markLine(2, text));
+    const parsed = readCsv(text);
+    expect([plain.header, plain.rows[0].fields, plain.rows[0].line]).toEqual([parsed.header, parsed.rows[0].fields, parsed.rows[0].line]);
+    expect(plain.rows[0].fields).toEqual(['JY1', 'C1', '王伟', '5.1', '']);
+    // The row as the sender wrote it (csv-parse's raw text garbles a trimmed multi-byte blank).
+    expect(plain.rows[0].text).toBe('JY1 ,\tC1,\u3000王伟, 5.1,');
+    expect(readCsv(markLine(9, 'a,b\n,\n')).rows).toEqual([]);
   });
 
   it('reads column names in any case', () => {
