@@ -18,6 +18,7 @@ import { expandPersons } from './person-search';
 import { checkDepth } from './depth';
 import { subset } from './elements';
 import { fullUrl, renderBundle, type RenderEntry } from './render';
+import { preferHandling, queryPairs, sinceParam } from './request';
 
 export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 
@@ -241,27 +242,11 @@ function ifMatch(req: Request): string | undefined {
   return m[1];
 }
 
-function preferHandling(req: Request): string | undefined {
-  return /handling=(strict|lenient)/.exec(req.get('Prefer') ?? '')?.[1];
-}
-
 function pageSize(value: string | null): number {
   if (value === null) return DEFAULT_COUNT;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw badRequest(`_count must be a positive integer, got '${value}'`, ['_count']);
   return Math.min(n, MAX_COUNT);
-}
-
-/**
- * `_since` as the instant the store compares with: through the FHIR date parser, since
- * Date.parse takes values PostgreSQL refuses ('2024', '99999', six-digit years).
- */
-function sinceParam(params: URLSearchParams): string | undefined {
-  const since = params.get('_since');
-  if (since === null) return undefined;
-  const range = parseDateRange(since);
-  if (!range) throw badRequest(`_since must be an instant, got '${since}'`, ['_since']);
-  return range.lo;
 }
 
 /** History cursors hold [lastUpdated, version] (the SQL casts both); $everything's hold none. */
@@ -275,12 +260,6 @@ function decodeHistoryCursor(value: string): Cursor {
   } catch {
     throw badRequest('Invalid _cursor: use the next link as given', ['_cursor']);
   }
-}
-
-/** Query parameters in order, repeated names kept (repeats AND together in FHIR search). */
-function queryPairs(req: Request): [string, string][] {
-  const i = req.originalUrl.indexOf('?');
-  return i < 0 ? [] : [...new URLSearchParams(req.originalUrl.slice(i + 1))];
 }
 
 function selfUrl(req: Request, base: string): string {
