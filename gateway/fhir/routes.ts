@@ -13,7 +13,7 @@ import { forbiddenFor, mayAccess, principalOf, requireOffice, requireScope, stor
 import { refusedEntries, withoutRefused } from './bundle-scopes';
 import { chainedTypes } from './chained-types';
 import { auditPatients } from '../audit/patients';
-import { capabilityStatement } from './capability';
+import { capabilityStatement, type CapabilityOptions } from './capability';
 import { expandPersons } from './person-search';
 import { checkDepth } from './depth';
 import { subset } from './elements';
@@ -26,12 +26,12 @@ export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
  * FHIR R4 REST. Handlers only translate HTTP to repository calls and results back to HTTP;
  * FHIR semantics live in store/.
  */
-export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: PatientIndex, tokenUrl?: string): Router {
+export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: PatientIndex, capability: Omit<CapabilityOptions, 'patientIndex'> = {}): Router {
   const r = Router();
   const base = (req: Request): string => configuredBase ?? `${req.protocol}://${req.get('host')}${req.baseUrl}`;
   const store = (res: Response): Repository => storeFor(repo, res);
 
-  r.get('/metadata', (req, res) => sendJson(res, 200, capabilityStatement(base(req), { patientIndex: mpi !== undefined, tokenUrl })));
+  r.get('/metadata', (req, res) => sendJson(res, 200, capabilityStatement(base(req), { ...capability, patientIndex: mpi !== undefined })));
   r.get('/_history', async (req, res) => {
     // Every type's history includes the AuditEvents.
     requireOffice(res, 'The history of the whole server');
