@@ -31,6 +31,7 @@ import { AuditRecorder } from './audit/recorder';
 import { AuditSpill } from './audit/spill';
 import { auditTrail } from './audit/trail';
 import { loadDemo, loadDemoMessages } from './demo';
+import { ExportService } from './export/service';
 import { createMllpServer } from './ingest/mllp';
 import { IngestService } from './ingest/service';
 import { ConfigError, loadConfig, redactUrl, type Config } from './config';
@@ -60,6 +61,7 @@ interface Running {
   auditQueue?: Queue<AuditJob>;
   auditWorker?: Worker<AuditJob>;
   audit?: AuditRecorder;
+  exports?: ExportService;
   stopRecovery?: () => void;
   demo?: Promise<void>;
   stopDemo: boolean;
@@ -186,6 +188,10 @@ async function start(state: Running, log: Logger): Promise<void> {
 
   // The logger's err serializer keeps name, code and masked message: never the stack, nor a driver's `detail`.
   const onError = (err: unknown): void => logger.error({ err }, 'unexpected error while handling a request');
+  const exportLog = logger.child({ component: 'export' });
+  const bulkExports = (state.exports = new ExportService({ dir: join(config.dataDir, 'exports'), onError: (err) => exportLog.error({ err }, 'a bulk export failed') }));
+  const stale = await bulkExports.recover();
+  if (stale > 0) exportLog.warn({ jobs: stale }, 'bulk exports left running by the previous process are marked failed');
   const app = express();
   app.disable('x-powered-by');
   app.use(securityHeaders('/admin/queues'));
@@ -199,6 +205,7 @@ async function start(state: Running, log: Logger): Promise<void> {
       ingest,
       mpi,
       auth,
+      exports: bulkExports,
       admin: queueBoard([queue, audits], '/admin/queues'),
       baseUrl: config.baseUrl,
       onError,
@@ -318,6 +325,8 @@ async function cleanup(state: Running): Promise<void> {
     await closed;
   }
   if (state.mllp) await new Promise<void>((resolve) => state.mllp!.close(() => resolve()));
+  // Running exports stop at their next page (and say so in their status) before the store closes.
+  await state.exports?.close();
   // Let the bundle in flight commit before the store closes under it.
   if (state.demo) await state.demo;
   state.stopRecovery?.();
