@@ -11,6 +11,7 @@ import { FhirError, outcome } from '../../store/errors';
 import type { Repository } from '../../store/repository';
 import { principalOf, requireScope, storeFor } from '../auth/require';
 import { sendJson } from '../fhir/routes';
+import { streamsLong } from '../hardening';
 import type { ExportJob } from './jobs';
 import { parseKickoff } from './kickoff';
 import type { ExportScope } from './run';
@@ -64,6 +65,7 @@ export function exportRouter(repo: Repository, exports: ExportService, configure
     // The token that downloads may be narrower than the one that started the export.
     if (file.type !== 'OperationOutcome') requireScope(res, file.type, 'r');
     res.status(200).type('application/fhir+ndjson');
+    streamsLong(res);
     await pipeline(createReadStream(file.path), res);
   });
 
