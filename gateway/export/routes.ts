@@ -50,7 +50,6 @@ export function exportRouter(repo: Repository, exports: ExportService, configure
       res.status(202).end();
       return;
     }
-    res.set('Expires', new Date(Date.now() + 3600_000).toUTCString());
     sendJson(res, 200, manifest(job, `${base(req)}/${STATUS}/${job.id}`));
   });
 
