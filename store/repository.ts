@@ -395,15 +395,18 @@ export class Repository {
 
   private async compartmentRows(patientIds: string[] | undefined, opts: CompartmentOptions): Promise<{ rows: (ResourceRow & { rk: number })[]; next?: Cursor }> {
     const ps = new Params();
-    const ids = patientIds ? ps.add(patientIds) : undefined;
-    const refs = ids ? `x.tid = ANY(${ids}::text[]) AND ` : '';
-    const own = ids ? ` AND p.id = ANY(${ids}::text[])` : '';
-    // A UNION of keys rather than an OR, so both halves use their index at any table size.
-    const where = [
-      `NOT r.deleted`,
-      `r.rk IN (SELECT x.rk FROM idx_ref x WHERE ${refs}x.ttype = 'Patient' AND x.p = ANY(${ps.add(patientCompartmentKeys())}::text[])
-        UNION SELECT p.rk FROM resource p WHERE p.type = 'Patient'${own})`,
-    ];
+    const keys = ps.add(patientCompartmentKeys());
+    let inCompartment: string;
+    if (patientIds) {
+      const ids = ps.add(patientIds);
+      // A UNION of keys rather than an OR, so both halves use their index at any table size.
+      inCompartment = `r.rk IN (SELECT x.rk FROM idx_ref x WHERE x.tid = ANY(${ids}::text[]) AND x.ttype = 'Patient' AND x.p = ANY(${keys}::text[])
+        UNION SELECT p.rk FROM resource p WHERE p.type = 'Patient' AND p.id = ANY(${ids}::text[]))`;
+    } else {
+      // Every patient's: one probe per row walked in rk order, so a page costs its own rows, not a set built from the whole table.
+      inCompartment = `(r.type = 'Patient' OR EXISTS (SELECT 1 FROM idx_ref x WHERE x.rk = r.rk AND x.ttype = 'Patient' AND x.p = ANY(${keys}::text[])))`;
+    }
+    const where = [`NOT r.deleted`, inCompartment];
     if (opts.types) where.push(`r.type = ANY(${ps.add(opts.types)}::text[])`);
     if (opts.since) where.push(`r.last_updated >= ${ps.add(opts.since)}::timestamptz`);
     if (opts.until) where.push(`r.last_updated <= ${ps.add(opts.until)}::timestamptz`);
