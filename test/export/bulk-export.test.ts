@@ -187,6 +187,8 @@ describe.each(DRIVERS)('bulk $export on %s', (driver) => {
     await office.delete(status).expect(202);
     await office.get(status).expect(404);
     expect(existsSync(join(h.dir, id))).toBe(false);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(existsSync(join(h.dir, id))).toBe(false); // stopped, not still writing somewhere
     const done = await finished(office, await kickoff(office, '/fhir/$export?_type=Organization'));
     const doneId = pathOf(done.output[0].url).split('/')[3];
     await office.delete(`/fhir/$export-status/${doneId}`).expect(202);
