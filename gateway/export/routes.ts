@@ -8,8 +8,9 @@ import { pipeline } from 'node:stream/promises';
 import { Router, type Request, type Response } from 'express';
 import type { Group, OperationOutcome } from '@medplum/fhirtypes';
 import { FhirError, outcome } from '../../store/errors';
-import type { Repository } from '../../store/repository';
+import { ID_PATTERN, type Repository } from '../../store/repository';
 import { principalOf, requireScope, storeFor } from '../auth/require';
+import { selfUrl } from '../fhir/request';
 import { sendJson } from '../fhir/routes';
 import { streamsLong } from '../hardening';
 import type { ExportJob } from './jobs';
@@ -19,7 +20,7 @@ import type { ExportService } from './service';
 
 const STATUS = '$export-status';
 
-export function exportRouter(repo: Repository, exports: ExportService, configuredBase?: string): Router {
+export function exportRouter(repo: Repository, jobs: ExportService, configuredBase?: string): Router {
   const r = Router();
   const base = (req: Request): string => configuredBase ?? `${req.protocol}://${req.get('host')}${req.baseUrl}`;
 
@@ -27,7 +28,7 @@ export function exportRouter(repo: Repository, exports: ExportService, configure
     const principal = principalOf(res);
     const { types, since } = parseKickoff(req, principal, scope.level);
     const b = base(req);
-    const job = await exports.start({ clientId: principal.clientId, repo: storeFor(repo, res), scope, types, since, request: `${b}${req.originalUrl.slice(req.baseUrl.length)}`, warnings });
+    const job = await jobs.start({ clientId: principal.clientId, repo: storeFor(repo, res), scope, types, since, request: selfUrl(req, b), warnings });
     res.set('Content-Location', `${b}/${STATUS}/${job.id}`);
     sendJson(res, 202, outcome([{ severity: 'information', code: 'informational', diagnostics: `Export ${job.id} started; poll the Content-Location` }]));
   }
@@ -42,7 +43,7 @@ export function exportRouter(repo: Repository, exports: ExportService, configure
   });
 
   r.get(`/\\${STATUS}/:id`, async (req, res) => {
-    const job = await exports.get(req.params.id as string, principalOf(res).clientId);
+    const job = await jobs.get(req.params.id as string, principalOf(res).clientId);
     if (job.status === 'failed') throw new FhirError(500, 'exception', job.failure ?? 'The export failed');
     if (job.status === 'in-progress') {
       res.set('X-Progress', `${job.typesDone} of ${job.types.length} types, ${job.exported} resources`);
@@ -54,13 +55,13 @@ export function exportRouter(repo: Repository, exports: ExportService, configure
   });
 
   r.delete(`/\\${STATUS}/:id`, async (req, res) => {
-    await exports.cancel(req.params.id as string, principalOf(res).clientId);
+    await jobs.cancel(req.params.id as string, principalOf(res).clientId);
     sendJson(res, 202, outcome([{ severity: 'information', code: 'informational', diagnostics: `Export ${req.params.id} cancelled and its files removed` }]));
   });
 
   r.get(`/\\${STATUS}/:id/:file`, async (req, res) => {
     const principal = principalOf(res);
-    const file = await exports.file(req.params.id as string, principal.clientId, req.params.file as string);
+    const file = await jobs.file(req.params.id as string, principal.clientId, req.params.file as string);
     // The token that downloads may be narrower than the one that started the export.
     if (file.type !== 'OperationOutcome') requireScope(res, file.type, 'r');
     res.status(200).type('application/fhir+ndjson');
@@ -82,8 +83,8 @@ function groupPatients(group: Group): { patients: string[]; warnings: OperationO
   const warnings: OperationOutcome[] = [];
   (group.member ?? []).forEach((m, i) => {
     if (m.inactive) return;
-    const id = /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(m.entity?.reference ?? '')?.[1];
-    if (id) patients.push(id);
+    const id = /^Patient\/(.+)$/.exec(m.entity?.reference ?? '')?.[1];
+    if (id && ID_PATTERN.test(id)) patients.push(id);
     else warnings.push(outcome([{ severity: 'warning', code: 'not-supported', diagnostics: `Group/${group.id} member ${i} is not a Patient reference and was left out`, expression: [`Group.member[${i}].entity`] }]));
   });
   return { patients, warnings };

@@ -1,4 +1,4 @@
-/** What the FHIR routes read off a request the same way: query pairs, Prefer, _since. */
+/** What the FHIR routes read off a request the same way: query pairs, Prefer, _since, its own URL. */
 import type { Request } from 'express';
 import { badRequest } from '../../store/errors';
 import { parseDateRange } from '../../store/fhir-date';
@@ -24,4 +24,9 @@ export function sinceParam(params: URLSearchParams): string | undefined {
   const range = parseDateRange(since);
   if (!range) throw badRequest(`_since must be an instant, got '${since}'`, ['_since']);
   return range.lo;
+}
+
+/** The request's URL under the public base (a Bundle's self link, a manifest's `request`). */
+export function selfUrl(req: Request, base: string): string {
+  return `${base}${req.originalUrl.slice(req.baseUrl.length)}`;
 }

@@ -18,7 +18,7 @@ import { expandPersons } from './person-search';
 import { checkDepth } from './depth';
 import { subset } from './elements';
 import { fullUrl, renderBundle, type RenderEntry } from './render';
-import { preferHandling, queryPairs, sinceParam } from './request';
+import { preferHandling, queryPairs, selfUrl, sinceParam } from './request';
 
 export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 
@@ -260,10 +260,6 @@ function decodeHistoryCursor(value: string): Cursor {
   } catch {
     throw badRequest('Invalid _cursor: use the next link as given', ['_cursor']);
   }
-}
-
-function selfUrl(req: Request, base: string): string {
-  return `${base}${req.originalUrl.slice(req.baseUrl.length)}`;
 }
 
 function sendStored(req: Request, res: Response, status: number, stored: StoredResource, base: string): void {
