@@ -17,8 +17,8 @@ export interface ExportFile {
 
 export interface ExportJob {
   id: string;
-  /** Who started it: only this client may poll, download or cancel. */
-  clientId: string;
+  /** Who started it (operatorName: the client, and the clinician of a user token): only they may poll, download or cancel it. */
+  owner: string;
   level: ExportLevel;
   status: 'in-progress' | 'completed' | 'failed';
   /** The kick-off URL, as the manifest repeats it. */

@@ -7,9 +7,9 @@ import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Router, type Request, type Response } from 'express';
 import type { Group, OperationOutcome } from '@medplum/fhirtypes';
-import { FhirError, outcome } from '../../store/errors';
+import { FhirError, forbidden, outcome } from '../../store/errors';
 import { ID_PATTERN, type Repository } from '../../store/repository';
-import { principalOf, requireScope, storeFor } from '../auth/require';
+import { operatorName, principalOf, requireScope, storeFor } from '../auth/require';
 import { selfUrl } from '../fhir/request';
 import { sendJson } from '../fhir/routes';
 import { streamsLong } from '../hardening';
@@ -24,15 +24,22 @@ export function exportRouter(repo: Repository, jobs: ExportService, configuredBa
   const r = Router();
   const base = (req: Request): string => configuredBase ?? `${req.protocol}://${req.get('host')}${req.baseUrl}`;
 
+  const owner = (res: Response): string => operatorName(principalOf(res));
+
   async function kickoff(req: Request, res: Response, scope: ExportScope, warnings: OperationOutcome[] = []): Promise<void> {
     const principal = principalOf(res);
     const { types, since } = parseKickoff(req, principal, scope.level);
     const b = base(req);
-    const job = await jobs.start({ clientId: principal.clientId, repo: storeFor(repo, res), scope, types, since, request: selfUrl(req, b), warnings });
+    const job = await jobs.start({ owner: owner(res), repo: storeFor(repo, res), scope, types, since, request: selfUrl(req, b), warnings });
     res.set('Content-Location', `${b}/${STATUS}/${job.id}`);
     sendJson(res, 202, outcome([{ severity: 'information', code: 'informational', diagnostics: `Export ${job.id} started; poll the Content-Location` }]));
   }
 
+  // Breaking the glass is for one patient's care, not for copying everyone's records out.
+  r.get(['/\\$export', '/Patient/\\$export', '/Group/:id/\\$export'], (_req, res, next) => {
+    if (principalOf(res).access.breakGlass !== undefined) throw forbidden('X-Break-Glass is not accepted on $export', ['X-Break-Glass']);
+    next();
+  });
   r.get('/\\$export', (req, res) => kickoff(req, res, { level: 'system' }));
   r.get('/Patient/\\$export', (req, res) => kickoff(req, res, { level: 'patient' }));
   r.get('/Group/:id/\\$export', async (req, res) => {
@@ -43,7 +50,7 @@ export function exportRouter(repo: Repository, jobs: ExportService, configuredBa
   });
 
   r.get(`/\\${STATUS}/:id`, async (req, res) => {
-    const job = await jobs.get(req.params.id as string, principalOf(res).clientId);
+    const job = await jobs.get(req.params.id as string, owner(res));
     if (job.status === 'failed') throw new FhirError(500, 'exception', job.failure ?? 'The export failed');
     if (job.status === 'in-progress') {
       res.set('X-Progress', `${job.typesDone} of ${job.types.length} types, ${job.exported} resources`);
@@ -55,13 +62,12 @@ export function exportRouter(repo: Repository, jobs: ExportService, configuredBa
   });
 
   r.delete(`/\\${STATUS}/:id`, async (req, res) => {
-    await jobs.cancel(req.params.id as string, principalOf(res).clientId);
+    await jobs.cancel(req.params.id as string, owner(res));
     sendJson(res, 202, outcome([{ severity: 'information', code: 'informational', diagnostics: `Export ${req.params.id} cancelled and its files removed` }]));
   });
 
   r.get(`/\\${STATUS}/:id/:file`, async (req, res) => {
-    const principal = principalOf(res);
-    const file = await jobs.file(req.params.id as string, principal.clientId, req.params.file as string);
+    const file = await jobs.file(req.params.id as string, owner(res), req.params.file as string);
     // The token that downloads may be narrower than the one that started the export.
     if (file.type !== 'OperationOutcome') requireScope(res, file.type, 'r');
     res.status(200).type('application/fhir+ndjson');

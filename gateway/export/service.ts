@@ -23,7 +23,7 @@ export interface ExportOptions {
 }
 
 export interface ExportStart {
-  clientId: string;
+  owner: string;
   /** The store bound to the requesting client. */
   repo: Repository;
   scope: ExportScope;
@@ -53,7 +53,7 @@ export class ExportService {
   async start(s: ExportStart): Promise<ExportJob> {
     const job: ExportJob = {
       id: randomUUID(),
-      clientId: s.clientId,
+      owner: s.owner,
       level: s.scope.level,
       status: 'in-progress',
       request: s.request,
@@ -87,15 +87,15 @@ export class ExportService {
   }
 
   /** The job, for its owner only: to anyone else it does not exist. A running one is read live, for its progress. */
-  async get(id: string, clientId: string): Promise<ExportJob> {
+  async get(id: string, owner: string): Promise<ExportJob> {
     const job = this.running.get(id)?.job ?? (await this.files.load(id));
-    if (!job || job.clientId !== clientId) throw notFound(`No export ${id}`);
+    if (!job || job.owner !== owner) throw notFound(`No export ${id}`);
     return job;
   }
 
   /** Stops the job if running and removes it with its files. */
-  async cancel(id: string, clientId: string): Promise<void> {
-    await this.get(id, clientId);
+  async cancel(id: string, owner: string): Promise<void> {
+    await this.get(id, owner);
     const running = this.running.get(id);
     if (running) {
       running.controller.abort('cancelled');
@@ -105,8 +105,8 @@ export class ExportService {
   }
 
   /** Path of one of the job's files, by the name its manifest gave; 404 for any other name. */
-  async file(id: string, clientId: string, name: string): Promise<{ path: string; type: string }> {
-    const job = await this.get(id, clientId);
+  async file(id: string, owner: string, name: string): Promise<{ path: string; type: string }> {
+    const job = await this.get(id, owner);
     const f = job.status === 'completed' ? [...job.output, ...job.error].find((x) => x.file === name) : undefined;
     if (!f) throw notFound(`Export ${id} has no file ${name}`);
     return { path: join(this.files.dir(id), f.file), type: f.type };

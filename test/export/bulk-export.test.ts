@@ -163,6 +163,13 @@ describe.each(DRIVERS)('bulk $export on %s', (driver) => {
     await request(h.app).get('/fhir/$export').set('Prefer', 'respond-async').expect(401);
   });
 
+  it('breaking the glass is refused on every kick-off, before anything is read', async () => {
+    for (const path of ['/fhir/$export', '/fhir/Patient/$export', '/fhir/Group/ex-cohort/$export']) {
+      const res = await a.get(path).set('Prefer', 'respond-async').set('X-Break-Glass', 'emergency').expect(403);
+      expect([path, (res.body as OperationOutcome).issue[0].expression]).toEqual([path, ['X-Break-Glass']]);
+    }
+  });
+
   it('only the client that started an export may poll, download or cancel it', async () => {
     const status = await kickoff(a, '/fhir/$export?_type=Observation');
     const manifest = await finished(a, status);
@@ -199,7 +206,7 @@ describe.each(DRIVERS)('bulk $export on %s', (driver) => {
   it('a job left running by a stopped gateway is failed on start, with an OperationOutcome', async () => {
     const files = new JobFiles(h.dir);
     const id = '00000000-0000-4000-8000-000000000001';
-    await files.create({ id, clientId: 'city-hospital-his', level: 'system', status: 'in-progress', request: 'x', transactionTime: new Date().toISOString(), types: ['Patient'], typesDone: 0, exported: 0, output: [], error: [] });
+    await files.create({ id, owner: 'city-hospital-his', level: 'system', status: 'in-progress', request: 'x', transactionTime: new Date().toISOString(), types: ['Patient'], typesDone: 0, exported: 0, output: [], error: [] });
     expect(await h.exports.recover()).toBe(1);
     const res = await a.get(`/fhir/$export-status/${id}`).expect(500);
     expect((res.body as OperationOutcome).issue[0]).toMatchObject({ code: 'exception', diagnostics: expect.stringMatching(/stopped while this export was running/) });
