@@ -205,13 +205,13 @@ async function start(state: Running, log: Logger): Promise<void> {
       ingest,
       mpi,
       auth,
-      exports: bulkExports,
       admin: queueBoard([queue, audits], '/admin/queues'),
       baseUrl: config.baseUrl,
       onError,
       audit: auditTrail(state.audit, { observer: { name: 'consortium-fhir-gateway', url: config.baseUrl }, onError }),
       rateLimit: config.rateLimitPerMinute > 0 ? rateLimit({ redis: state.redisClient, perMinute: config.rateLimitPerMinute, keyPrefix: config.queuePrefix, log: logger.child({ component: 'rate-limit' }) }) : undefined,
       maxBodyBytes: config.maxBodyBytes,
+      exports: bulkExports,
     }),
   );
   app.use(errorHandler(onError));
