@@ -5,6 +5,8 @@ import { FhirError, outcome } from '../store/errors';
 import type { PatientIndex } from '../mpi';
 import type { Auth } from './auth';
 import { officeOnly } from './auth/require';
+import { exportRouter } from './export/routes';
+import type { ExportService } from './export/service';
 import { patientIndexRouter } from './fhir/patient-index';
 import { fhirRouter, sendJson } from './fhir/routes';
 import { importsRouter, type ImportRoutesDeps } from './imports/routes';
@@ -37,6 +39,8 @@ export interface AppDeps {
   audit?: RequestHandler;
   /** Per-client rate limit (`rateLimit`) on `/fhir` and `/ingest`; it keys by `res.locals.principal`, so authentication mounts before it. */
   rateLimit?: RequestHandler;
+  /** Bulk Data `$export` jobs; the operations are mounted when present. */
+  exports?: ExportService;
   /** Largest request body accepted, in bytes; default 20 MB. */
   maxBodyBytes?: number;
 }
@@ -65,7 +69,9 @@ export function createApp(deps: AppDeps): Express {
   app.use('/fhir', express.json({ type: JSON_TYPES, limit, strict: true }));
   app.use('/fhir', express.urlencoded({ extended: false, type: 'application/x-www-form-urlencoded', limit }));
   if (deps.mpi) app.use('/fhir', patientIndexRouter(deps.repo, deps.mpi, deps.baseUrl));
-  app.use('/fhir', fhirRouter(deps.repo, deps.baseUrl, deps.mpi, auth?.tokenUrl));
+  // Before the generic routes, which would take `$export` for a type or an id.
+  if (deps.exports) app.use('/fhir', exportRouter(deps.repo, deps.exports, deps.baseUrl));
+  app.use('/fhir', fhirRouter(deps.repo, deps.baseUrl, deps.mpi, { tokenUrl: auth?.tokenUrl, bulkExport: deps.exports !== undefined }));
   if (deps.ingest) app.use('/ingest', ingestRouter(deps.ingest, String(limit)));
   if (deps.imports) app.use('/imports', importsRouter({ repo: deps.repo, ...deps.imports }));
   app.use('/fhir', (_req, res) => sendJson(res, 404, outcome([{ severity: 'error', code: 'not-found', diagnostics: 'No such FHIR endpoint' }])));

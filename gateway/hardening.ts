@@ -52,7 +52,7 @@ export function requestTimeout(timeoutMs: number): RequestHandler {
   return (_req, res, next) => {
     const timer = setTimeout(() => {
       if (res.headersSent) {
-        res.destroy();
+        if (res.locals.streamsLong !== true) res.destroy();
         return;
       }
       res.set('Connection', 'close');
@@ -62,6 +62,14 @@ export function requestTimeout(timeoutMs: number): RequestHandler {
     res.once('close', () => clearTimeout(timer));
     next();
   };
+}
+
+/**
+ * Lets an answer that has started stream for as long as the client keeps reading (a bulk
+ * export file of any size): the request timeout then bounds only the wait for its first byte.
+ */
+export function streamsLong(res: Response): void {
+  res.locals.streamsLong = true;
 }
 
 export interface RateLimitOptions {

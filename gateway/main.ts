@@ -33,6 +33,7 @@ import { AuditRecorder } from './audit/recorder';
 import { AuditSpill } from './audit/spill';
 import { auditTrail } from './audit/trail';
 import { loadDemo, loadDemoMessages } from './demo';
+import { ExportService } from './export/service';
 import { createMllpServer } from './ingest/mllp';
 import { IngestService } from './ingest/service';
 import { ConfigError, loadConfig, redactUrl, type Config } from './config';
@@ -65,6 +66,7 @@ interface Running {
   auditQueue?: Queue<AuditJob>;
   auditWorker?: Worker<AuditJob>;
   audit?: AuditRecorder;
+  exports?: ExportService;
   stopRecovery?: () => void;
   demo?: Promise<void>;
   stopDemo: boolean;
@@ -204,6 +206,10 @@ async function start(state: Running, log: Logger): Promise<void> {
 
   // The logger's err serializer keeps name, code and masked message: never the stack, nor a driver's `detail`.
   const onError = (err: unknown): void => logger.error({ err }, 'unexpected error while handling a request');
+  const exportLog = logger.child({ component: 'export' });
+  const bulkExports = (state.exports = new ExportService({ dir: join(config.dataDir, 'exports'), onError: (err) => exportLog.error({ err }, 'a bulk export failed') }));
+  const stale = await bulkExports.recover();
+  if (stale > 0) exportLog.warn({ jobs: stale }, 'bulk exports left running by the previous process are marked failed');
   const app = express();
   app.disable('x-powered-by');
   app.use(securityHeaders('/admin/queues'));
@@ -224,6 +230,7 @@ async function start(state: Running, log: Logger): Promise<void> {
       audit: auditTrail(state.audit, { observer: { name: 'consortium-fhir-gateway', url: config.baseUrl }, onError }),
       rateLimit: config.rateLimitPerMinute > 0 ? rateLimit({ redis: state.redisClient, perMinute: config.rateLimitPerMinute, keyPrefix: config.queuePrefix, log: logger.child({ component: 'rate-limit' }) }) : undefined,
       maxBodyBytes: config.maxBodyBytes,
+      exports: bulkExports,
     }),
   );
   app.use(errorHandler(onError));
@@ -337,6 +344,8 @@ async function cleanup(state: Running): Promise<void> {
     await closed;
   }
   if (state.mllp) await new Promise<void>((resolve) => state.mllp!.close(() => resolve()));
+  // Running exports stop at their next page (and say so in their status) before the store closes.
+  await state.exports?.close();
   // Let the bundle in flight commit before the store closes under it.
   if (state.demo) await state.demo;
   state.stopRecovery?.();

@@ -80,6 +80,11 @@ export interface EverythingOptions {
   cursor?: Cursor;
 }
 
+export interface CompartmentOptions extends EverythingOptions {
+  /** Leaves out what changed after this instant (a bulk export's transactionTime). */
+  until?: string;
+}
+
 /**
  * The FHIR repository: CRUD with version history, search, and atomic multi-resource writes.
  * An instance is bound either to the database (each call its own transaction) or to one open
@@ -372,16 +377,39 @@ export class Repository {
    * (organisations, practitioners, medications), keyset-paged by rk.
    */
   async everything(patientIds: string[], opts: EverythingOptions): Promise<{ entries: StoredResource[]; next?: Cursor }> {
+    const { rows, next } = await this.compartmentRows(patientIds, opts);
+    const entries = rows.map(fromRow);
+    if (rows.length > 0) entries.push(...(await this.referencedSupport(rows.map((r) => r.rk), new Set(entries.map((e) => e.reference)), opts.types)));
+    return { entries, next };
+  }
+
+  /**
+   * The patient compartments of `patientIds`, or of every patient when undefined, without the
+   * support resources `everything` adds (a bulk export would repeat them on every page),
+   * keyset-paged by rk.
+   */
+  async compartment(patientIds: string[] | undefined, opts: CompartmentOptions): Promise<{ entries: StoredResource[]; next?: Cursor }> {
+    const { rows, next } = await this.compartmentRows(patientIds, opts);
+    return { entries: rows.map(fromRow), next };
+  }
+
+  private async compartmentRows(patientIds: string[] | undefined, opts: CompartmentOptions): Promise<{ rows: (ResourceRow & { rk: number })[]; next?: Cursor }> {
     const ps = new Params();
-    const ids = ps.add(patientIds);
-    // A UNION of keys rather than an OR, so both halves use their index at any table size.
-    const where = [
-      `NOT r.deleted`,
-      `r.rk IN (SELECT x.rk FROM idx_ref x WHERE x.tid = ANY(${ids}::text[]) AND x.ttype = 'Patient' AND x.p = ANY(${ps.add(patientCompartmentKeys())}::text[])
-        UNION SELECT p.rk FROM resource p WHERE p.type = 'Patient' AND p.id = ANY(${ids}::text[]))`,
-    ];
+    const keys = ps.add(patientCompartmentKeys());
+    let inCompartment: string;
+    if (patientIds) {
+      const ids = ps.add(patientIds);
+      // A UNION of keys rather than an OR, so both halves use their index at any table size.
+      inCompartment = `r.rk IN (SELECT x.rk FROM idx_ref x WHERE x.tid = ANY(${ids}::text[]) AND x.ttype = 'Patient' AND x.p = ANY(${keys}::text[])
+        UNION SELECT p.rk FROM resource p WHERE p.type = 'Patient' AND p.id = ANY(${ids}::text[]))`;
+    } else {
+      // Every patient's: one probe per row walked in rk order, so a page costs its own rows, not a set built from the whole table.
+      inCompartment = `(r.type = 'Patient' OR EXISTS (SELECT 1 FROM idx_ref x WHERE x.rk = r.rk AND x.ttype = 'Patient' AND x.p = ANY(${keys}::text[])))`;
+    }
+    const where = [`NOT r.deleted`, inCompartment];
     if (opts.types) where.push(`r.type = ANY(${ps.add(opts.types)}::text[])`);
     if (opts.since) where.push(`r.last_updated >= ${ps.add(opts.since)}::timestamptz`);
+    if (opts.until) where.push(`r.last_updated <= ${ps.add(opts.until)}::timestamptz`);
     if (opts.cursor) where.push(`r.rk > ${ps.add(opts.cursor.rk)}`);
     where.push(visibleSql('r', ps, this.rule));
     const rows = await this.sql.query<ResourceRow & { rk: number }>(
@@ -389,10 +417,8 @@ export class Repository {
       ps.values,
     );
     const page = rows.slice(0, opts.count);
-    const entries = page.map(fromRow);
-    if (page.length > 0) entries.push(...(await this.referencedSupport(page.map((r) => r.rk), new Set(entries.map((e) => e.reference)), opts.types)));
     const last = page[page.length - 1];
-    return { entries, next: rows.length > opts.count && last ? { values: [], rk: last.rk, direction: 'next' } : undefined };
+    return { rows: page, next: rows.length > opts.count && last ? { values: [], rk: last.rk, direction: 'next' } : undefined };
   }
 
   private async referencedSupport(rks: number[], seen: Set<string>, types?: string[]): Promise<StoredResource[]> {

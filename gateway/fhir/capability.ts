@@ -5,6 +5,21 @@ type RestResource = CapabilityStatementRestResource;
 
 const INTERACTIONS = ['read', 'vread', 'update', 'delete', 'history-instance', 'history-type', 'create', 'search-type'] as const;
 const EVERYTHING = { name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' };
+const BULK = 'http://hl7.org/fhir/uv/bulkdata';
+const EXPORT_DOC =
+  'Bulk Data $export (IG v2): Prefer: respond-async required; _type, _since and _outputFormat (application/fhir+ndjson) supported, other parameters ignored (400 with Prefer: handling=strict). Only current versions changed up to transactionTime; Patient and Group exports hold the patient compartments, without referenced resources outside them. Status, files and cancel under $export-status/<id>, for the client that started the export.';
+const EXPORT = {
+  system: { name: 'export', definition: `${BULK}/OperationDefinition/export`, documentation: EXPORT_DOC },
+  Patient: { name: 'export', definition: `${BULK}/OperationDefinition/patient-export` },
+  Group: { name: 'export', definition: `${BULK}/OperationDefinition/group-export` },
+};
+
+export interface CapabilityOptions {
+  patientIndex: boolean;
+  tokenUrl?: string;
+  /** The Bulk Data $export operations are mounted. */
+  bulkExport?: boolean;
+}
 
 let resources: RestResource[] | undefined;
 
@@ -13,9 +28,15 @@ let resources: RestResource[] | undefined;
  * store supports for all of them, and each type's indexed search parameters (composite and
  * special parameters are not indexed, so they are not listed).
  */
-export function capabilityStatement(baseUrl: string, opts: { patientIndex: boolean; tokenUrl?: string } = { patientIndex: false }): CapabilityStatement {
+export function capabilityStatement(baseUrl: string, opts: CapabilityOptions = { patientIndex: false }): CapabilityStatement {
   resources ??= buildResources();
-  const patientOps = opts.patientIndex ? [EVERYTHING, ...PATIENT_INDEX_OPERATIONS] : [EVERYTHING];
+  const patientOps = [EVERYTHING, ...(opts.patientIndex ? PATIENT_INDEX_OPERATIONS : []), ...(opts.bulkExport ? [EXPORT.Patient] : [])];
+  const systemOps = [EVERYTHING, ...(opts.patientIndex ? [{ name: 'mpi-reviews', definition: `${OPERATION_BASE}/mpi-reviews` }] : []), ...(opts.bulkExport ? [EXPORT.system] : [])];
+  const resource = resources.map((r): RestResource => {
+    if (r.type === 'Patient') return { ...r, operation: patientOps, ...(opts.patientIndex ? { documentation: PATIENT_INDEX_DOC } : {}) };
+    if (r.type === 'Group' && opts.bulkExport) return { ...r, operation: [EXPORT.Group] };
+    return r;
+  });
   return {
     resourceType: 'CapabilityStatement',
     status: 'active',
@@ -24,6 +45,7 @@ export function capabilityStatement(baseUrl: string, opts: { patientIndex: boole
     fhirVersion: '4.0.1',
     format: ['application/fhir+json', 'json'],
     software: { name: 'consortium-fhir-gateway', version: '0.1.0' },
+    ...(opts.bulkExport ? { instantiates: [`${BULK}/CapabilityStatement/bulk-data`] } : {}),
     implementation: { description: 'Consortium FHIR gateway: the shared record', url: baseUrl },
     rest: [
       {
@@ -31,9 +53,9 @@ export function capabilityStatement(baseUrl: string, opts: { patientIndex: boole
         ...(opts.tokenUrl ? { security: smartSecurity(opts.tokenUrl) } : {}),
         documentation:
           'Search: token (system|code, code, |code, system|, :not, :text), string (starts-with by default, :exact, :contains; case-, accent- and width-insensitive), date (eq ne gt lt ge le sa eb ap, partial dates), reference (id, Type/id, :Type, chained param:Type.param), number and quantity (prefixes, value|system|code), :missing; _count with keyset next/previous links, _sort, _include/_revinclude (:iterate), _total=accurate, _summary=count|data|text, _elements. Prefer: handling=strict rejects unknown parameters; lenient (default) reports them in an OperationOutcome entry.',
-        resource: opts.patientIndex ? resources.map((r) => (r.type === 'Patient' ? { ...r, operation: patientOps, documentation: PATIENT_INDEX_DOC } : r)) : resources,
+        resource,
         interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'history-system' }],
-        operation: opts.patientIndex ? [EVERYTHING, { name: 'mpi-reviews', definition: `${OPERATION_BASE}/mpi-reviews` }] : [EVERYTHING],
+        operation: systemOps,
       },
     ],
   };

@@ -13,11 +13,12 @@ import { forbiddenFor, mayAccess, principalOf, requireOffice, requireScope, stor
 import { refusedEntries, withoutRefused } from './bundle-scopes';
 import { chainedTypes } from './chained-types';
 import { auditPatients } from '../audit/patients';
-import { capabilityStatement } from './capability';
+import { capabilityStatement, type CapabilityOptions } from './capability';
 import { expandPersons } from './person-search';
 import { checkDepth } from './depth';
 import { subset } from './elements';
 import { fullUrl, renderBundle, type RenderEntry } from './render';
+import { preferHandling, queryPairs, selfUrl, sinceParam } from './request';
 
 export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 
@@ -25,12 +26,12 @@ export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
  * FHIR R4 REST. Handlers only translate HTTP to repository calls and results back to HTTP;
  * FHIR semantics live in store/.
  */
-export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: PatientIndex, tokenUrl?: string): Router {
+export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: PatientIndex, capability: Omit<CapabilityOptions, 'patientIndex'> = {}): Router {
   const r = Router();
   const base = (req: Request): string => configuredBase ?? `${req.protocol}://${req.get('host')}${req.baseUrl}`;
   const store = (res: Response): Repository => storeFor(repo, res);
 
-  r.get('/metadata', (req, res) => sendJson(res, 200, capabilityStatement(base(req), { patientIndex: mpi !== undefined, tokenUrl })));
+  r.get('/metadata', (req, res) => sendJson(res, 200, capabilityStatement(base(req), { ...capability, patientIndex: mpi !== undefined })));
   r.get('/_history', async (req, res) => {
     // Every type's history includes the AuditEvents.
     requireOffice(res, 'The history of the whole server');
@@ -241,27 +242,11 @@ function ifMatch(req: Request): string | undefined {
   return m[1];
 }
 
-function preferHandling(req: Request): string | undefined {
-  return /handling=(strict|lenient)/.exec(req.get('Prefer') ?? '')?.[1];
-}
-
 function pageSize(value: string | null): number {
   if (value === null) return DEFAULT_COUNT;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw badRequest(`_count must be a positive integer, got '${value}'`, ['_count']);
   return Math.min(n, MAX_COUNT);
-}
-
-/**
- * `_since` as the instant the store compares with: through the FHIR date parser, since
- * Date.parse takes values PostgreSQL refuses ('2024', '99999', six-digit years).
- */
-function sinceParam(params: URLSearchParams): string | undefined {
-  const since = params.get('_since');
-  if (since === null) return undefined;
-  const range = parseDateRange(since);
-  if (!range) throw badRequest(`_since must be an instant, got '${since}'`, ['_since']);
-  return range.lo;
 }
 
 /** History cursors hold [lastUpdated, version] (the SQL casts both); $everything's hold none. */
@@ -275,16 +260,6 @@ function decodeHistoryCursor(value: string): Cursor {
   } catch {
     throw badRequest('Invalid _cursor: use the next link as given', ['_cursor']);
   }
-}
-
-/** Query parameters in order, repeated names kept (repeats AND together in FHIR search). */
-function queryPairs(req: Request): [string, string][] {
-  const i = req.originalUrl.indexOf('?');
-  return i < 0 ? [] : [...new URLSearchParams(req.originalUrl.slice(i + 1))];
-}
-
-function selfUrl(req: Request, base: string): string {
-  return `${base}${req.originalUrl.slice(req.baseUrl.length)}`;
 }
 
 function sendStored(req: Request, res: Response, status: number, stored: StoredResource, base: string): void {
