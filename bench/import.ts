@@ -16,6 +16,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
+import { randomName } from '../fixtures/synthetic/people';
+import { Rng } from '../fixtures/synthetic/random';
 
 const { values: args } = parseArgs({
   options: {
@@ -48,15 +50,33 @@ const TESTS = [
   ['HBA1C', '糖化血红蛋白', '%', '4.0-6.0', 4, 10],
 ] as const;
 
+interface Resident {
+  name: string;
+  sex: 1 | 2;
+  birthDate: string;
+}
+
+/** Residents with the demo's synthetic names and birth dates, so the patient index sees realistic blocks. */
+function residents(n: number): Resident[] {
+  const rng = new Rng(20261202);
+  return Array.from({ length: n }, () => {
+    const sex = rng.chance(0.5) ? 'male' : 'female';
+    const birth = new Date(Date.UTC(1935 + rng.int(0, 70), rng.int(0, 11), rng.int(1, 28))).toISOString().slice(0, 10);
+    return { name: randomName(rng, sex).text, sex: sex === 'male' ? 1 : 2, birthDate: birth };
+  });
+}
+
 /** The centre's LIS export: a result per row, residents interleaved as a dump sorted by date has them. */
 function* labResults(rows: number, patients: number): Iterable<string> {
+  const people = residents(patients);
   yield 'jyjgh,bgh,jmbh,xm,xb,csrq,cjsj,xmdm,xmmc,jg,dw,ckfw,ycbz';
   for (let i = 0; i < rows; i++) {
     const p = (i * 7919) % patients;
+    const r = people[p];
     const [code, name, unit, range, low, high] = TESTS[i % TESTS.length];
     const value = low + (((i * 37) % 100) / 100) * (high - low);
     const day = `20${15 + (i % 10)}-${String(1 + (i % 12)).padStart(2, '0')}-${String(1 + (i % 28)).padStart(2, '0')}`;
-    yield `JYB${String(i).padStart(9, '0')},BGB${String(Math.floor(i / 7)).padStart(8, '0')},CB${String(p).padStart(7, '0')},测试${p % 997},${(p % 2) + 1},19${40 + (p % 60)}-0${1 + (p % 9)}-1${p % 10},${day} 07:${String(i % 60).padStart(2, '0')}:00,${code},${name},${value.toFixed(1)},${unit},${range},${value > high * 0.8 ? 'H' : ''}`;
+    yield `JYB${String(i).padStart(9, '0')},BGB${String(Math.floor(i / 7)).padStart(8, '0')},CB${String(p).padStart(7, '0')},${r.name},${r.sex},${r.birthDate},${day} 07:${String(i % 60).padStart(2, '0')}:00,${code},${name},${value.toFixed(1)},${unit},${range},${value > high * 0.8 ? 'H' : ''}`;
   }
 }
 

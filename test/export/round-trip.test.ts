@@ -1,4 +1,4 @@
-import type { Resource } from '@medplum/fhirtypes';
+import type { Patient, Resource } from '@medplum/fhirtypes';
 import type request from 'supertest';
 import { isGolden } from '../../mpi/golden';
 import { agentFor, OFFICE } from '../support/auth';
@@ -52,7 +52,7 @@ describe('$export round trip (PostgreSQL to an empty PGlite gateway)', () => {
     const goldens = new Set<string>();
     for (const file of manifest.output) {
       const { resources } = await download(source, file.url);
-      for (const r of resources) if (r.resourceType === 'Patient' && isGolden(r)) goldens.add(`Patient/${r.id}`);
+      for (const r of resources) if (r.resourceType === 'Patient' && isGolden(r as Patient)) goldens.add(`Patient/${r.id}`);
       const body = resources.map((r) => JSON.stringify(r)).join('\n');
       const res = await target.post('/imports?format=ndjson').set('Content-Type', 'application/fhir+ndjson').send(body).expect(202);
       const job = await to.waitFor(res.body.id);
@@ -65,7 +65,7 @@ describe('$export round trip (PostgreSQL to an empty PGlite gateway)', () => {
 
     const exported = await everything(from);
     const imported = await everything(to);
-    const registrations = (m: Map<string, unknown>) => new Map([...m].filter(([k]) => !goldens.has(k) && !(k.startsWith('Patient/') && isGolden(m.get(k) as Resource))));
+    const registrations = (m: Map<string, unknown>) => new Map([...m].filter(([k]) => !goldens.has(k) && !(k.startsWith('Patient/') && isGolden(m.get(k) as Patient))));
     expect(registrations(imported)).toEqual(registrations(exported));
     expect(registrations(exported).size).toBe(17);
     // The receiving index made its own persons of the imported registrations.
