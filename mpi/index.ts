@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Patient, Resource } from '@medplum/fhirtypes';
 import { FhirError, notFound, unprocessable } from '../store/errors';
 import type { SqlExecutor } from '../store/db/database';
-import type { Repository, Written } from '../store/repository';
+import type { Repository, WriteIntent, Written } from '../store/repository';
 import { blockingKeys, lookupKeys } from './blocking';
 import { scorePair, verdict, type PairScore, type Verdict } from './compare';
 import { featuresOf, sameFeatures, type PersonFeatures } from './features';
@@ -52,20 +52,28 @@ export class PatientIndex {
     repo.observeWrites((tx, written) => this.observe(tx, written));
   }
 
+  /**
+   * A batch of written Patients (a Bundle, an import chunk) is linked one by one, but the golden
+   * records they touch are rebuilt once, together, at the end: matching reads the links, not the
+   * golden Patients, so a later registration of the batch decides the same either way.
+   */
   private async observe(repo: Repository, written: Written[]): Promise<void> {
+    const touched = new Set<string>();
     for (const w of written) {
       if (w.type !== 'Patient' || w.origin === ORIGIN) continue;
-      if (w.json === undefined) await this.forget(repo, w.id);
-      else await this.register(repo, JSON.parse(w.json) as Patient & { id: string });
+      if (w.json === undefined) await this.forget(repo, w.id, touched);
+      else await this.register(repo, JSON.parse(w.json) as Patient & { id: string }, touched);
     }
+    await this.refreshGoldens(repo, [...touched]);
   }
 
   /**
    * Links a created or updated facility Patient: the golden record it matches, else a new one;
    * the possible matches go to review. A manual link is kept (only its features refresh); an
    * automatic one is re-evaluated and leaves its golden record when it no longer matches it.
+   * `touched`: collects the golden records to rebuild instead of rebuilding them now.
    */
-  async register(repo: Repository, patient: Patient & { id: string }): Promise<LinkDecision> {
+  async register(repo: Repository, patient: Patient & { id: string }, touched?: Set<string>): Promise<LinkDecision> {
     const ex = repo.executor;
     if (isGolden(patient) || (await links.isGolden(ex, patient.id))) {
       throw new FhirError(403, 'forbidden', `Patient/${patient.id} is a golden record of the patient index: it is maintained by the index and read-only`);
@@ -78,7 +86,7 @@ export class PatientIndex {
     if (current && sameFeatures(current.features, features)) return { goldenId: current.goldenId, verdict: 'UNCHANGED', reviews: 0 };
     if (current?.linkSource === 'MANUAL') {
       await links.save(ex, { ...current, features, rulesVersion: this.rules.version }, keys, MATCHER);
-      await this.refreshGolden(repo, current.goldenId);
+      await this.goldensChanged(repo, [current.goldenId], touched);
       return { goldenId: current.goldenId, verdict: 'MANUAL', reviews: 0 };
     }
     const rejected = await links.rejected(ex, patient.id);
@@ -102,19 +110,24 @@ export class PatientIndex {
     );
     const reviews = scored.filter((g) => g.goldenId !== goldenId && g.verdict !== 'NO_MATCH');
     await links.setOpenReviews(ex, patient.id, reviews.map((g) => ({ goldenId: g.goldenId, score: g.score, levels: g.levels })));
-    await this.refreshGoldens(repo, [goldenId, ...(current && current.goldenId !== goldenId ? [current.goldenId] : [])]);
+    await this.goldensChanged(repo, [goldenId, ...(current && current.goldenId !== goldenId ? [current.goldenId] : [])], touched);
     return { goldenId, verdict: chosen ? 'MATCH' : 'NEW', score: chosen?.score, rule: chosen?.rule, reviews: reviews.length };
   }
 
   /** A deleted facility Patient leaves its golden record (which goes if nobody is left). */
-  private async forget(repo: Repository, patientId: string): Promise<void> {
+  private async forget(repo: Repository, patientId: string, touched?: Set<string>): Promise<void> {
     const ex = repo.executor;
     if (await links.isGolden(ex, patientId)) throw new FhirError(403, 'forbidden', `Patient/${patientId} is a golden record of the patient index and cannot be deleted through the API`);
     await links.lock(ex, [`patient:${patientId}`]);
     const current = await links.get(ex, patientId);
     if (!current) return;
     await links.remove(ex, patientId, MATCHER);
-    await this.refreshGolden(repo, current.goldenId);
+    await this.goldensChanged(repo, [current.goldenId], touched);
+  }
+
+  private async goldensChanged(repo: Repository, ids: string[], touched?: Set<string>): Promise<void> {
+    if (touched) for (const id of ids) touched.add(id);
+    else await this.refreshGoldens(repo, ids);
   }
 
   /**
@@ -153,23 +166,29 @@ export class PatientIndex {
     return (await this.scoreGoldens(ex, features, lookupKeys(features, this.rules.blocking.keys))).filter((g) => g.verdict !== 'NO_MATCH');
   }
 
-  private async refreshGoldens(repo: Repository, ids: string[]): Promise<void> {
-    for (const id of [...new Set(ids)].sort()) await this.refreshGolden(repo, id);
+  private async refreshGolden(repo: Repository, goldenId: string): Promise<void> {
+    await this.refreshGoldens(repo, [goldenId]);
   }
 
-  /** Rebuilds the golden record from its members; one nobody is linked to any more is deleted. */
-  private async refreshGolden(repo: Repository, goldenId: string): Promise<void> {
+  /** Rebuilds golden records from their members, written in one go; one nobody is linked to any more is deleted. */
+  private async refreshGoldens(repo: Repository, ids: string[]): Promise<void> {
     const ex = repo.executor;
-    await links.lock(ex, [`golden:${goldenId}`]);
-    const row = await links.goldenRow(ex, goldenId);
-    if (!row || row.mergedInto) return;
-    const members = await links.members(ex, goldenId);
-    if (members.length === 0) {
-      await repo.applyWrites([{ method: 'delete', type: 'Patient', id: goldenId, origin: ORIGIN }]);
-      await links.dropGolden(ex, goldenId);
-      return;
+    const sorted = [...new Set(ids)].sort();
+    if (sorted.length === 0) return;
+    await links.lock(ex, sorted.map((id) => `golden:${id}`));
+    const writes: WriteIntent[] = [];
+    const emptied: string[] = [];
+    for (const goldenId of sorted) {
+      const row = await links.goldenRow(ex, goldenId);
+      if (!row || row.mergedInto) continue;
+      const members = await links.members(ex, goldenId);
+      if (members.length === 0) {
+        writes.push({ method: 'delete', type: 'Patient', id: goldenId, origin: ORIGIN });
+        emptied.push(goldenId);
+      } else writes.push({ method: 'update', type: 'Patient', id: goldenId, resource: goldenPatient(goldenId, members), origin: ORIGIN });
     }
-    await repo.applyWrites([{ method: 'update', type: 'Patient', id: goldenId, resource: goldenPatient(goldenId, members), origin: ORIGIN }]);
+    if (writes.length > 0) await repo.applyWrites(writes);
+    for (const goldenId of emptied) await links.dropGolden(ex, goldenId);
   }
 
   /** The person a Patient id belongs to: a golden id (followed through merges) or a linked facility Patient. */
