@@ -16,7 +16,7 @@ import { loadRules } from '../mpi/rules';
 import { openStore, type OpenStore } from '../store/open';
 import { auditQueue, startAuditWorker, type AuditJob } from '../workers/audit';
 import { Forwarder } from '../workers/forward';
-import { startImportWorker, resumeImports } from '../workers/import/worker';
+import { startImportRecovery, startImportWorker } from '../workers/import/worker';
 import { startIngestWorker } from '../workers/ingest';
 import { registerQueueDepth } from '../workers/metrics';
 import { importQueue, ingestQueue, redisConnection, type ImportJobData, type IngestJob } from '../workers/queues';
@@ -63,6 +63,7 @@ interface Running {
   importQueue?: Queue<ImportJobData>;
   importWorker?: Worker<ImportJobData>;
   forwarder?: Forwarder;
+  stopImportRecovery?: () => void;
   auditQueue?: Queue<AuditJob>;
   auditWorker?: Worker<AuditJob>;
   audit?: AuditRecorder;
@@ -177,8 +178,7 @@ async function start(state: Running, log: Logger): Promise<void> {
   if (config.inlineWorker) {
     const importLog = logger.child({ component: 'import' });
     state.importWorker = startImportWorker({ repo: store.repo, sources, log: importLog, mpi, queue: imports }, { connection, concurrency: config.importConcurrency, prefix: config.queuePrefix });
-    const resumed = await resumeImports({ repo: store.repo, queue: imports });
-    if (resumed > 0) importLog.info({ imports: resumed }, 'resumed unfinished imports');
+    state.stopImportRecovery = await startImportRecovery({ repo: store.repo, queue: imports }, importLog);
   }
 
   if (config.forward) {
@@ -353,6 +353,7 @@ async function cleanup(state: Running): Promise<void> {
   if (state.worker) await state.worker.close();
   if (state.queue) await state.queue.close();
   await state.forwarder?.stop();
+  state.stopImportRecovery?.();
   if (state.importWorker) await state.importWorker.close();
   if (state.importQueue) await state.importQueue.close();
   // The last requests' audit events reach the queue (or the store) before the audit worker stops.

@@ -9,7 +9,7 @@ import { createValidator } from '../profiles/validator';
 import { openStore } from '../store/open';
 import { startAuditWorker } from '../workers/audit';
 import { Forwarder } from '../workers/forward';
-import { resumeImports, startImportWorker } from '../workers/import/worker';
+import { startImportRecovery, startImportWorker } from '../workers/import/worker';
 import { startIngestWorker } from '../workers/ingest';
 import { importQueue, ingestQueue, redisConnection } from '../workers/queues';
 import { startRecovery } from '../workers/recovery';
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   const stopRecovery = await startRecovery(store.db, queue, log, { intervalMs: 30_000, graceMs: 60_000 });
   const imports = importQueue(connection, config.queuePrefix);
   const importWorker = startImportWorker({ repo: store.repo, sources, log, mpi, queue: imports }, { connection, concurrency: config.importConcurrency, prefix: config.queuePrefix });
-  await resumeImports({ repo: store.repo, queue: imports });
+  const stopImportRecovery = await startImportRecovery({ repo: store.repo, queue: imports }, log);
   // Any number of processes may be configured to forward: a lease in the database lets one send at a time.
   const forwarder = config.forward ? new Forwarder(store.db, config.forward, logger.child({ component: 'forward' })) : undefined;
   await forwarder?.start();
@@ -45,6 +45,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'stopping: finishing the jobs in flight');
     stopRecovery();
+    stopImportRecovery();
     Promise.all([worker.close(), importWorker.close(), auditWorker.close(), forwarder?.stop()])
       .then(() => Promise.all([queue.close(), imports.close()]))
       .then(() => store.close())

@@ -1,4 +1,5 @@
 import { Worker, type ConnectionOptions, type Job, type Queue } from 'bullmq';
+import type { Logger } from 'pino';
 import { importLog } from '../../store/imports';
 import { enqueueImportJobs, IMPORT_QUEUE, QUEUE_PREFIX, type ImportJobData } from '../queues';
 import { applyChunk, type ImportDeps } from './apply';
@@ -57,4 +58,23 @@ export async function resumeImports(deps: Pick<ImportDeps, 'repo'> & { queue: Qu
     if (job.readComplete && pending.length === 0) await importLog.finishIfComplete(db, job.id);
   }
   return jobs.length;
+}
+
+/**
+ * resumeImports at once, then every `intervalMs`: a chunk whose job gave up (the database away
+ * for longer than its retries) is queued again rather than left pending for good. Returns stop.
+ */
+export async function startImportRecovery(deps: Pick<ImportDeps, 'repo'> & { queue: Queue<ImportJobData> }, log: Logger, intervalMs = 60_000): Promise<() => void> {
+  const resumed = await resumeImports(deps);
+  if (resumed > 0) log.info({ imports: resumed }, 'resumed unfinished imports');
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    resumeImports(deps)
+      .catch((err: Error) => log.warn({ err: err.message }, 'import recovery sweep failed; retrying at the next interval'))
+      .finally(() => (running = false));
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }
