@@ -15,6 +15,7 @@ import { PatientIndex } from '../mpi';
 import { loadRules } from '../mpi/rules';
 import { openStore, type OpenStore } from '../store/open';
 import { auditQueue, startAuditWorker, type AuditJob } from '../workers/audit';
+import { forwardLog } from '../store/forward-log';
 import { Forwarder } from '../workers/forward';
 import { startImportRecovery, startImportWorker } from '../workers/import/worker';
 import { startIngestWorker } from '../workers/ingest';
@@ -184,6 +185,9 @@ async function start(state: Running, log: Logger): Promise<void> {
   if (config.forward) {
     state.forwarder = new Forwarder(store.db, config.forward, logger.child({ component: 'forward' }));
     await state.forwarder.start();
+  } else if (await store.db.transaction((tx) => forwardLog.disable(tx))) {
+    // The gateway decides (worker processes only forward when told to): without FORWARD_URL nothing is captured.
+    log.info('forwarding is off (no FORWARD_URL): changes waiting for the upstream were dropped');
   }
 
   const auth: Auth = createAuth({

@@ -10,6 +10,14 @@ export interface PendingChange {
   queuedAt: string;
 }
 
+/** The capture triggers (fixed names and events: nothing from a request reaches this DDL). */
+const TRIGGERS = [
+  ['forward_inserted', 'INSERT'],
+  ['forward_updated', 'UPDATE'],
+] as const;
+
+const FORWARD_LOCK = 727_002;
+
 /**
  * The forwarding outbox (see migration 6). Rows are only read once every transaction that
  * could still add an earlier one has ended, so the forwarder never skips past a change.
@@ -18,15 +26,29 @@ export const forwardLog = {
   /**
    * Turns capture on for `upstream`. The first time, or for a new upstream, every current
    * version is queued too, so the upstream receives the whole record and not only what changes
-   * from now on. Returns whether that baseline was queued.
+   * from now on. Returns whether that baseline was queued. Run it in a transaction.
    */
   async enable(sql: SqlExecutor, upstream: string): Promise<boolean> {
+    // Processes starting together must not race on the triggers' DDL.
+    await sql.query('SELECT pg_advisory_xact_lock($1)', [FORWARD_LOCK]);
+    for (const [name, event] of TRIGGERS) {
+      await sql.query(`CREATE OR REPLACE TRIGGER ${name} AFTER ${event} ON resource REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION forward_capture()`);
+    }
     const rows = await sql.query<{ upstream: string }>(`SELECT upstream FROM forward_state`);
     if (rows[0]?.upstream === upstream) return false;
     await sql.query(`DELETE FROM forward_outbox`);
     await sql.query(`INSERT INTO forward_state (upstream) VALUES ($1) ON CONFLICT (singleton) DO UPDATE SET upstream = excluded.upstream, owner = NULL, lease_until = NULL`, [upstream]);
     await sql.query(`INSERT INTO forward_outbox (type, id, version) SELECT type, id, version FROM resource ORDER BY last_updated, rk`);
     return true;
+  },
+
+  /** Turns capture off and forgets what was waiting: the gateway runs without an upstream now. Run it in a transaction. */
+  async disable(sql: SqlExecutor): Promise<boolean> {
+    await sql.query('SELECT pg_advisory_xact_lock($1)', [FORWARD_LOCK]);
+    for (const [name] of TRIGGERS) await sql.query(`DROP TRIGGER IF EXISTS ${name} ON resource`);
+    const rows = await sql.query(`DELETE FROM forward_state RETURNING upstream`);
+    await sql.query(`DELETE FROM forward_outbox`);
+    return rows.length > 0;
   },
 
   /** One forwarder at a time: the lease is taken (or kept) by `owner` for `seconds`; false when another holds it. */

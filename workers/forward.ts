@@ -12,7 +12,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import type { Logger } from 'pino';
 import { Counter, Gauge, register } from 'prom-client';
 import { forwardLog, type PendingChange } from '../store/forward-log';
-import type { SqlExecutor } from '../store/db/database';
+import type { Database } from '../store/db/database';
 
 export interface UpstreamConfig {
   /** FHIR base of the upstream server. */
@@ -51,7 +51,7 @@ export class Forwarder {
   private wake?: () => void;
 
   constructor(
-    private readonly db: SqlExecutor,
+    private readonly db: Database,
     private readonly upstream: UpstreamConfig,
     private readonly log: Logger,
     private readonly opts: ForwarderOptions = DEFAULT_FORWARDER,
@@ -61,7 +61,7 @@ export class Forwarder {
 
   /** Turns capture on (queueing the whole record the first time) and starts sending. */
   async start(): Promise<void> {
-    if (await forwardLog.enable(this.db, this.upstream.url)) this.log.info({ upstream: this.upstream.url }, 'forwarding enabled: the current record is queued for the upstream');
+    if (await this.db.transaction((tx) => forwardLog.enable(tx, this.upstream.url))) this.log.info({ upstream: this.upstream.url }, 'forwarding enabled: the current record is queued for the upstream');
     this.loop = this.run();
   }
 

@@ -234,9 +234,11 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (import_id, line)
   )
   `,
-  // Forwarding upstream: while forward_state holds its row, every statement that writes
-  // resource versions records them in forward_outbox, in the writer's transaction (a
-  // statement trigger, so no process can forget it and a batch costs one INSERT ... SELECT).
+  // Forwarding upstream: while forwarding is on, every statement that writes resource versions
+  // records them in forward_outbox, in the writer's transaction (statement triggers, so no
+  // process can forget it and a batch costs one INSERT ... SELECT). The triggers are created
+  // when forwarding is turned on and dropped when it is off (store/forward-log.ts): a trigger
+  // with a transition table makes every write keep a copy of its rows, even when idle.
   // `xid` lets the forwarder take only rows whose transaction, and every earlier one, has
   // committed: seq alone would let a slow transaction's rows slip behind the forwarder.
   `
@@ -256,14 +258,10 @@ const MIGRATIONS: string[] = [
   );
   CREATE FUNCTION forward_capture() RETURNS trigger LANGUAGE plpgsql AS $$
   BEGIN
-    IF EXISTS (SELECT 1 FROM forward_state) THEN
-      INSERT INTO forward_outbox (type, id, version) SELECT type, id, version FROM changed ORDER BY type, id;
-    END IF;
+    INSERT INTO forward_outbox (type, id, version) SELECT type, id, version FROM changed ORDER BY type, id;
     RETURN NULL;
   END
-  $$;
-  CREATE TRIGGER forward_inserted AFTER INSERT ON resource REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION forward_capture();
-  CREATE TRIGGER forward_updated AFTER UPDATE ON resource REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION forward_capture()
+  $$
   `,
 ];
 

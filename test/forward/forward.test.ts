@@ -118,7 +118,17 @@ describe.each(DRIVERS)('forwarding every change upstream, from %s to a second ga
   });
 
   it('turning forwarding on again for the same upstream does not resend the whole record', async () => {
-    expect(await forwardLog.enable(source.db, `http://127.0.0.1:${port}/fhir`)).toBe(false);
+    expect(await source.db.transaction((tx) => forwardLog.enable(tx, `http://127.0.0.1:${port}/fhir`))).toBe(false);
     expect((await forwardLog.backlog(source.db)).waiting).toBe(0);
+  });
+
+  it('turned off, it captures nothing: its triggers are gone', async () => {
+    await forwarder.stop();
+    expect(await source.db.transaction((tx) => forwardLog.disable(tx))).toBe(true);
+    await source.repo.update({ resourceType: 'Patient', id: 'fw-p2', gender: 'male' });
+    expect((await forwardLog.backlog(source.db)).waiting).toBe(0);
+    const triggers = await source.db.query(`SELECT tgname FROM pg_trigger WHERE tgname LIKE 'forward_%'`);
+    expect(triggers).toEqual([]);
+    expect(await source.db.transaction((tx) => forwardLog.disable(tx))).toBe(false);
   });
 });
