@@ -5,11 +5,13 @@
  * rules and audit off and on side by side.
  *
  *   npm run bench:store -- [--resources 1000000] [--patients 20000] [--concurrency 4]
- *                          [--samples 200] [--database-url postgres://...] [--redis-url redis://...]
+ *                          [--samples 200] [--audit-worker inline|process] [--database-url postgres://...] [--redis-url redis://...]
  */
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import express from 'express';
 import Redis from 'ioredis';
@@ -34,6 +36,9 @@ const { values: args } = parseArgs({
     patients: { type: 'string', default: '20000' },
     concurrency: { type: 'string', default: '4' },
     samples: { type: 'string', default: '200' },
+    // inline: the audit worker in the gateway's process (npm start's default); process: in an
+    // `npm run worker` process of its own (AUDIT_WORKER=false on the gateway).
+    'audit-worker': { type: 'string', default: 'inline' },
     'redis-url': { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
     'database-url': { type: 'string', default: process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
   },
@@ -142,7 +147,15 @@ async function main(): Promise<void> {
     auditUrl.pathname = `/${auditDb}`;
     const auditStore = await openStore({ databaseUrl: auditUrl.toString(), maxConnections: 4 }, { validate: createValidator() });
     const recorder = new AuditRecorder({ queue: audits, repo: auditStore.repo, log: silent });
-    const auditWorker = startAuditWorker({ repo: auditStore.repo, log: silent }, { connection: redis, prefix });
+    const separate = args['audit-worker'] === 'process';
+    const auditWorker = separate ? undefined : startAuditWorker({ repo: auditStore.repo, log: silent }, { connection: redis, prefix });
+    const workerProcess = separate
+      ? spawn(process.execPath, ['--import', 'tsx', 'gateway/worker.ts'], {
+          cwd: resolve(__dirname, '..'),
+          env: { ...process.env, DATABASE_URL: auditUrl.toString(), REDIS_URL: args['redis-url'], QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn' },
+          stdio: ['ignore', 'ignore', 'inherit'],
+        })
+      : undefined;
     const onApp = createApp({
       repo: store.repo,
       auth: await testAuth({ tokenTtlSeconds: 3600 }),
@@ -188,7 +201,7 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 10));
       }
     };
-    console.log(`\nlatency over HTTP, to the last byte (sequential requests; blocks of ${BLOCK} samples on each app in turn, the audit written out before each auth-off block)`);
+    console.log(`\nlatency over HTTP, to the last byte (sequential requests; blocks of ${BLOCK} samples on each app in turn, the audit written out before each auth-off block; audit worker ${separate ? 'in a process of its own' : 'in the gateway process'})`);
     console.log(`${'query'.padEnd(44)} ${'auth+audit off'.padStart(18)}  ${'auth+audit on'.padStart(18)}   p95 on/off   entries off/on`);
     console.log(`${''.padEnd(44)} ${'p50 ms   p95 ms'.padStart(18)}  ${'p50 ms   p95 ms'.padStart(18)}`);
     for (const [name, make] of queries) {
@@ -224,7 +237,11 @@ async function main(): Promise<void> {
     const audited = (await auditStore.db.query<{ n: string }>(`SELECT count(*) AS n FROM resource WHERE type = 'AuditEvent'`))[0].n;
     console.log(`audit events written by the worker during the run: ${audited}`);
     recorder.close();
-    await auditWorker.close();
+    await auditWorker?.close();
+    if (workerProcess) {
+      workerProcess.kill('SIGTERM');
+      await once(workerProcess, 'exit');
+    }
     await audits.obliterate({ force: true });
     await audits.close();
     await redis.quit();
