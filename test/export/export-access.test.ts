@@ -5,11 +5,11 @@
  * labelled sensitive; B authored none of it. All synthetic.
  */
 import type request from 'supertest';
-import type { Consent, Group, Observation, Resource } from '@medplum/fhirtypes';
+import type { Group, Observation, Resource } from '@medplum/fhirtypes';
 import { agentFor, OFFICE } from '../support/auth';
 import { exportIds, FHIR, openExportHarness, type ExportHarness } from '../support/export';
 import { labObservation } from '../support/fixtures';
-import { facilityPatient, mrnSystem } from '../support/people';
+import { facilityPatient, mrnSystem, optOutConsent } from '../support/people';
 import { DRIVERS } from '../support/stores';
 
 const A = 'city-hospital';
@@ -29,16 +29,7 @@ describe.each(DRIVERS)('bulk $export and the access rules on %s', (driver) => {
     for (const f of [A, B, OFFICE]) agents[f] = await agentFor(h.app, f);
     await put(A, facilityPatient('xa', { name: '冯志强', gender: 'male', birthDate: '1955-06-21' }, A));
     await put(A, labObservation('xa-obs', 'xa', '2345-7', 6.4, 'mmol/L', '2026-06-01'));
-    const optOut: Consent & { id: string } = {
-      resourceType: 'Consent',
-      id: 'xa-optout',
-      status: 'active',
-      scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
-      category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
-      patient: { reference: 'Patient/xa' },
-      provision: { type: 'deny' },
-    };
-    await put(A, optOut);
+    await put(A, optOutConsent('xa-optout', 'xa'));
     await put(A, facilityPatient('ya', { name: '蒋丽华', gender: 'female', birthDate: '1983-10-09' }, A));
     await put(A, labObservation('ya-obs', 'ya', '2345-7', 5.2, 'mmol/L', '2026-06-02'));
     await put(A, labObservation('ya-hiv', 'ya', '7917-8', 0, '{index}', '2026-06-02', { meta: { security: [HIV] } } as Partial<Observation>));

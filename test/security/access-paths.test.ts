@@ -15,7 +15,7 @@ import { auditTrail } from '../../gateway/audit/trail';
 import { agentFor, OFFICE, testAuth } from '../support/auth';
 import { labObservation } from '../support/fixtures';
 import { openIndexedStore } from '../support/mpi';
-import { facilityPatient, idNumber, mrnSystem } from '../support/people';
+import { facilityPatient, idNumber, mrnSystem, optOutConsent } from '../support/people';
 import type { TestStore } from '../support/stores';
 
 const FHIR = 'application/fhir+json';
@@ -62,16 +62,7 @@ describe('access rules on every read path (PostgreSQL, tokens, patient index)', 
     await put(A, labObservation('xa-obs', 'xa', '2345-7', 6.1, 'mmol/L', '2026-05-01'));
     await put(A, { resourceType: 'DiagnosticReport', id: 'xa-dr', status: 'final', code: { text: '血糖' }, subject: { reference: 'Patient/xa' }, result: [{ reference: 'Observation/xa-obs' }] });
     await put(B, labObservation('xb-obs', 'xb', '718-7', 131, 'g/L', '2026-05-02'));
-    const optOut: Consent & { id: string } = {
-      resourceType: 'Consent',
-      id: 'xa-optout',
-      status: 'active',
-      scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
-      category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
-      patient: { reference: 'Patient/xa' },
-      provision: { type: 'deny' },
-    };
-    await put(A, optOut);
+    await put(A, optOutConsent('xa-optout', 'xa'));
     await put(A, facilityPatient('ya', { name: '钱秀英', gender: 'female', birthDate: '1971-02-03' }, A));
     await put(A, labObservation('ya-obs', 'ya', '2345-7', 5.0, 'mmol/L', '2026-05-03'));
     await put(A, labObservation('ya-hiv', 'ya', '7917-8', 0, '{index}', '2026-05-03', { meta: { security: [HIV] } } as Partial<Observation>));

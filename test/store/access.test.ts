@@ -1,4 +1,4 @@
-import type { Bundle, Consent, Observation, Patient, Practitioner, Resource } from '@medplum/fhirtypes';
+import type { Bundle, Observation, Patient, Practitioner, Resource } from '@medplum/fhirtypes';
 import { AUTHOR_TAG_SYSTEM } from '../../store/access';
 import { accessLabels, optOutOf, sensitiveCodeSet } from '../../store/access-labels';
 import { extractIndexRows } from '../../store/extract';
@@ -9,7 +9,7 @@ import type { Repository } from '../../store/repository';
 import type { PatientIndex } from '../../mpi';
 import { labObservation, transaction } from '../support/fixtures';
 import { openIndexedStore } from '../support/mpi';
-import { facilityPatient, idNumber, mrnSystem } from '../support/people';
+import { facilityPatient, idNumber, mrnSystem, optOutConsent } from '../support/people';
 import { DRIVERS, openTestStore, type TestStore } from '../support/stores';
 import { rejection } from '../support/thrown';
 
@@ -18,19 +18,6 @@ const COUNTY = 'county-hospital';
 const CENTRE = 'community-centre-a';
 const MRN_SYSTEMS = Object.fromEntries([CITY, COUNTY, CENTRE].map((f) => [mrnSystem(f), f]));
 const HIV = { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'HIV' };
-
-function optOut(id: string, patient: string, status: Consent['status'] = 'active'): Consent & { id: string } {
-  return {
-    resourceType: 'Consent',
-    id,
-    status,
-    scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
-    category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
-    patient: { reference: `Patient/${patient}` },
-    policyRule: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTOUT' }] },
-    provision: { type: 'deny' },
-  };
-}
 
 const authorTags = (r: Resource): string[] => (r.meta?.tag ?? []).filter((t) => t.system === AUTHOR_TAG_SYSTEM).map((t) => t.code!);
 const refs = (list: { reference: string }[]): string[] => list.map((s) => s.reference).sort();
@@ -147,7 +134,7 @@ describe.each(DRIVERS)('access rules on %s', (driver) => {
   describe('an opted-out person', () => {
     beforeAll(async () => {
       // The person withdraws sharing at the county hospital; the city registration is linked.
-      await county.update(optOut('consent-k', 'k-1'));
+      await county.update(optOutConsent('consent-k', 'k-1'));
       await county.update({ resourceType: 'Encounter', id: 'e-k', status: 'finished', class: { code: 'AMB' }, subject: { reference: 'Patient/k-1' } });
     });
 
@@ -256,10 +243,10 @@ describe.each(DRIVERS)('access rules on %s', (driver) => {
     });
 
     it('is shared again when the Consent is withdrawn or deleted, and hidden again when reinstated', async () => {
-      await county.update(optOut('consent-k', 'k-1', 'inactive'));
+      await county.update(optOutConsent('consent-k', 'k-1', 'inactive'));
       expect((await centre.read('Observation', 'o-k')).id).toBe('o-k');
       expect((await centre.read('Patient', golden)).id).toBe(golden);
-      await county.update(optOut('consent-k', 'k-1'));
+      await county.update(optOutConsent('consent-k', 'k-1'));
       expect(await status(centre.read('Observation', 'o-k'))).toBe(404);
       await county.delete('Consent', 'consent-k');
       expect((await centre.read('Observation', 'o-c')).id).toBe('o-c');
@@ -317,10 +304,10 @@ describe('access labels', () => {
   });
 
   it('counts only an active patient-privacy deny Consent as an opt-out', () => {
-    expect(optOutOf(optOut('c', 'p-1'))).toBe('p-1');
-    expect(optOutOf(optOut('c', 'p-1', 'inactive'))).toBeNull();
-    expect(optOutOf({ ...optOut('c', 'p-1'), provision: { type: 'permit' } })).toBeNull();
-    expect(optOutOf({ ...optOut('c', 'p-1'), scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'research' }] } })).toBeNull();
+    expect(optOutOf(optOutConsent('c', 'p-1'))).toBe('p-1');
+    expect(optOutOf(optOutConsent('c', 'p-1', 'inactive'))).toBeNull();
+    expect(optOutOf({ ...optOutConsent('c', 'p-1'), provision: { type: 'permit' } })).toBeNull();
+    expect(optOutOf({ ...optOutConsent('c', 'p-1'), scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'research' }] } })).toBeNull();
   });
 });
 
@@ -332,7 +319,7 @@ describe.each(DRIVERS)('migration 4 on %s', (driver) => {
       await store.repo.update({ ...facilityPatient('m-1', { name: '吴芳' }, CITY), ...tag });
       await store.repo.update(labObservation('m-o', 'm-1', '718-7', 12, 'g/dL', '2024-01-01', tag));
       await store.repo.update(labObservation('m-o', 'm-1', '718-7', 12, 'g/dL', '2024-01-01', { meta: { ...tag.meta, security: [HIV] } }));
-      await store.repo.update(optOut('m-consent', 'm-1'));
+      await store.repo.update(optOutConsent('m-consent', 'm-1'));
       const labels = (): Promise<unknown[]> =>
         store.db.query(
           `SELECT type, id, version, author, sensitive, array_to_string(ARRAY(SELECT unnest(patients) ORDER BY 1), ',') AS patients FROM resource

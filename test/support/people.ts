@@ -1,5 +1,5 @@
 /** Facility Patients for patient index tests, from a few demographics. All synthetic. */
-import type { Patient } from '@medplum/fhirtypes';
+import type { Consent, Patient } from '@medplum/fhirtypes';
 import { idCardCheckDigit } from '../../mappers/id-card';
 import { mrnIdentifier, SYSTEMS } from '../../mappers/identifiers';
 
@@ -42,5 +42,19 @@ export function facilityPatient(id: string, p: Person, facility = 'city-hospital
     ...(p.birthDate && { birthDate: p.birthDate }),
     ...(p.phone && { telecom: [{ system: 'phone' as const, value: p.phone }] }),
     ...(p.address && { address: [{ text: p.address }] }),
+  };
+}
+
+/** A patient's opt-out of sharing, as the store's access rules read it: an active patient-privacy Consent that denies. */
+export function optOutConsent(id: string, patient: string, status: Consent['status'] = 'active'): Consent & { id: string } {
+  return {
+    resourceType: 'Consent',
+    id,
+    status,
+    scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
+    category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
+    patient: { reference: `Patient/${patient}` },
+    policyRule: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTOUT' }] },
+    provision: { type: 'deny' },
   };
 }
