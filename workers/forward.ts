@@ -10,8 +10,8 @@ import { randomUUID } from 'node:crypto';
 import Client from 'fhir-kit-client';
 import type { Resource } from '@medplum/fhirtypes';
 import type { Logger } from 'pino';
-import { Counter, Gauge, register } from 'prom-client';
 import { forwardLog, type PendingChange } from '../store/forward-log';
+import { forwardMetrics } from './metrics';
 import type { Database } from '../store/db/database';
 
 export interface UpstreamConfig {
@@ -35,12 +35,6 @@ export interface ForwarderOptions {
 export const DEFAULT_FORWARDER: ForwarderOptions = { batch: 100, idleMs: 500, retryMs: 1000, maxRetryMs: 60_000 };
 
 const LEASE_SECONDS = 30;
-
-const metric = <T>(name: string, make: () => T): T => (register.getSingleMetric(name) as T | undefined) ?? make();
-const forwarded = metric('forward_changes_total', () => new Counter({ name: 'forward_changes_total', help: 'Resource versions the upstream accepted' }));
-const failures = metric('forward_failures_total', () => new Counter({ name: 'forward_failures_total', help: 'Failed attempts to send a change upstream (each retried)' }));
-const lag = metric('forward_lag_seconds', () => new Gauge({ name: 'forward_lag_seconds', help: 'How long the oldest change not yet accepted upstream has waited' }));
-const waiting = metric('forward_waiting_changes', () => new Gauge({ name: 'forward_waiting_changes', help: 'Changes waiting to be sent upstream' }));
 
 export class Forwarder {
   private readonly owner = randomUUID();
@@ -75,8 +69,8 @@ export class Forwarder {
   /** Changes waiting and the lag, also published as metrics. */
   async backlog(): Promise<{ waiting: number; lagSeconds: number }> {
     const b = await forwardLog.backlog(this.db);
-    lag.set(b.lagSeconds);
-    waiting.set(b.waiting);
+    forwardMetrics.lag.set(b.lagSeconds);
+    forwardMetrics.waiting.set(b.waiting);
     return b;
   }
 
@@ -95,7 +89,7 @@ export class Forwarder {
         }
         delay = this.opts.retryMs;
       } catch (err) {
-        failures.inc();
+        forwardMetrics.failures.inc();
         this.log.warn({ err: describe(err), retryInMs: delay }, 'forwarding upstream failed; retrying');
         pause = delay;
         delay = Math.min(delay * 2, this.opts.maxRetryMs);
@@ -116,7 +110,7 @@ export class Forwarder {
         break;
       }
       sent.push(change.seq);
-      forwarded.inc();
+      forwardMetrics.forwarded.inc();
     }
     return sent;
   }

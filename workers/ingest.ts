@@ -36,6 +36,14 @@ export function prepare(deps: Pick<IngestDeps, 'sources'>, msg: Pick<StoredMessa
   return mapped;
 }
 
+/** The Patient a mapped record is about (the survivor of a merge): its records are applied in arrival order. */
+export function patientKey(mapped: MapResult): string | undefined {
+  return mapped.merge?.survivor ?? mapped.bundle.entry?.find((e) => e.resource?.resourceType === 'Patient')?.request?.url;
+}
+
+/** The advisory lock (hashed) under which a patient's records are applied, by the ingest worker and by imports alike. */
+export const patientLockKey = (key: string): string => `ingest:${key}`;
+
 /** A failure the data caused (never retried), as the OperationOutcome kept on the message. */
 export function failureOutcome(err: unknown): OperationOutcome | undefined {
   if (err instanceof MappingError) {
@@ -64,7 +72,7 @@ export async function applyMessage(deps: IngestDeps, messageId: string): Promise
     await deps.repo.transaction(async (tx) => {
       let batch: StoredMessage[];
       if (msg.patientKey) {
-        await tx.executor.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`ingest:${msg.patientKey}`]);
+        await tx.executor.query('SELECT pg_advisory_xact_lock(hashtext($1))', [patientLockKey(msg.patientKey)]);
         batch = await messageLog.lockPendingUpTo(tx.executor, msg.patientKey, msg.seq);
       } else {
         const locked = await messageLog.lock(tx.executor, messageId);

@@ -23,6 +23,13 @@ export const auditMetrics = {
   pending: once('audit_events_pending', () => new Gauge({ name: 'audit_events_pending', help: 'AuditEvents that neither the queue, the store nor the spill took, held in memory and retried' })),
 };
 
+export const forwardMetrics = {
+  forwarded: once('forward_changes_total', () => new Counter({ name: 'forward_changes_total', help: 'Resource versions the upstream accepted' })),
+  failures: once('forward_failures_total', () => new Counter({ name: 'forward_failures_total', help: 'Failed attempts to send a change upstream (each retried)' })),
+  lag: once('forward_lag_seconds', () => new Gauge({ name: 'forward_lag_seconds', help: 'How long the oldest change not yet accepted upstream has waited' })),
+  waiting: once('forward_waiting_changes', () => new Gauge({ name: 'forward_waiting_changes', help: 'Changes waiting to be sent upstream' })),
+};
+
 /** Queue depth by job state, read from Redis when /metrics is scraped. */
 export function registerQueueDepth(queue: Queue, name = 'ingest_queue_jobs'): void {
   register.removeSingleMetric(name);

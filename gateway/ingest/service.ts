@@ -9,7 +9,7 @@ import { MappingError, type MapResult } from '../../mappers/types';
 import { notFound } from '../../store/errors';
 import { messageLog, type NewMessage, type SourceQuality, type StoredMessage } from '../../store/messages';
 import type { Repository } from '../../store/repository';
-import { failureOutcome, mapperBugOutcome, prepare } from '../../workers/ingest';
+import { failureOutcome, mapperBugOutcome, patientKey, prepare } from '../../workers/ingest';
 import { ingestMetrics } from '../../workers/metrics';
 import { enqueueMessages, type IngestJob } from '../../workers/queues';
 import type { SourceRegistry } from '../../workers/sources';
@@ -166,12 +166,6 @@ export class IngestService {
     }
     return reset;
   }
-}
-
-/** The Patient a record is about: its messages are applied in arrival order. */
-function patientKey(mapped: MapResult): string | undefined {
-  const patient = mapped.merge?.survivor ?? mapped.bundle.entry?.find((e) => e.resource?.resourceType === 'Patient')?.request?.url;
-  return patient;
 }
 
 function unexpected(log: Logger, m: Omit<NewMessage, 'state'>, err: unknown): OperationOutcome {

@@ -8,11 +8,10 @@ import type { Logger } from 'pino';
 import { mapNdjsonLine } from '../../mappers/fhir-ndjson';
 import { readHeader } from '../../mappers/hl7v2/header';
 import { MappingError, type MapResult } from '../../mappers/types';
-import { outcome } from '../../store/errors';
 import { importLog, type ImportError, type ImportJob, type ImportRecord } from '../../store/imports';
 import type { Repository } from '../../store/repository';
 import { foreignMrnFacility } from '../foreign-mrn';
-import { failureOutcome, mapperBugOutcome, prepare, writeMapped, type IngestDeps } from '../ingest';
+import { failureOutcome, mapperBugOutcome, patientKey, patientLockKey, prepare, writeMapped, type IngestDeps } from '../ingest';
 
 export type ImportDeps = Pick<IngestDeps, 'repo' | 'sources' | 'mpi'> & { log: Logger };
 
@@ -110,8 +109,8 @@ function combined(results: MapResult[]): MapResult {
 async function lockPatients(tx: Repository, good: Mapped[]): Promise<void> {
   const keys = new Set<string>();
   for (const g of good) {
-    const key = g.mapped.merge?.survivor ?? g.mapped.bundle.entry?.find((e) => e.resource?.resourceType === 'Patient')?.request?.url;
-    if (key) keys.add(`ingest:${key}`);
+    const key = patientKey(g.mapped);
+    if (key) keys.add(patientLockKey(key));
   }
   if (keys.size === 0) return;
   await tx.executor.query('SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k ORDER BY 1) AS s', [[...keys]]);
@@ -141,5 +140,3 @@ function unexpected(log: Logger, job: ImportJob, err: unknown) {
   log.error({ importId: job.id, source: job.source, err: (err as Error)?.message }, 'mapper failed unexpectedly on an imported record');
   return mapperBugOutcome();
 }
-
-export const importOutcome = (diagnostics: string, code: 'exception' | 'not-found' | 'structure' = 'exception') => outcome([{ severity: 'error', code, diagnostics }]);

@@ -2,22 +2,13 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Queue } from 'bullmq';
-import { importLog, type ImportFormat, type ImportJob } from '../../store/imports';
+import { importLog, type ImportJob, type NewImport } from '../../store/imports';
 import type { Repository } from '../../store/repository';
 import type { ImportJobData } from '../queues';
 import { resumeImports } from './worker';
 
-export interface ImportRequest {
-  format: ImportFormat;
-  /** The registered source whose mapper reads the records; none for FHIR NDJSON. */
-  source?: string;
-  charset?: string;
-  /** Who the records are written for: a facility, or the consortium office (unrestricted). */
-  facility?: string;
-  unrestricted: boolean;
-  clientId?: string;
-  path: string;
-}
+/** What the caller decides of an import (see NewImport); the rest is derived from the file. */
+export type ImportRequest = Pick<NewImport, 'format' | 'source' | 'charset' | 'facility' | 'unrestricted' | 'clientId'> & { path: string };
 
 /**
  * Starts an import of a file, or finds the one made of the same content before: an unfinished,

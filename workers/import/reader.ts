@@ -8,11 +8,11 @@
 import { createReadStream } from 'node:fs';
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
+import { outcome } from '../../store/errors';
 import { failureOutcome } from '../ingest';
 import { importLog, type ImportJob, type ImportRecord } from '../../store/imports';
 import type { Repository } from '../../store/repository';
 import { enqueueImportJobs, type ImportJobData } from '../queues';
-import { importOutcome } from './apply';
 import { readRecords } from './records';
 
 export interface ReaderOptions {
@@ -78,8 +78,8 @@ export async function readImport(deps: ReaderDeps, job: ImportJob, opts: ReaderO
 /** The file is gone or unreadable: no retry brings it back. */
 function fileOutcome(err: unknown) {
   const code = (err as NodeJS.ErrnoException)?.code;
-  if (code === 'ENOENT') return importOutcome('The import file no longer exists', 'not-found');
-  if (code === 'EACCES' || code === 'EISDIR') return importOutcome(`The import file cannot be read (${code})`);
+  if (code === 'ENOENT') return outcome([{ severity: 'error', code: 'not-found', diagnostics: 'The import file no longer exists' }]);
+  if (code === 'EACCES' || code === 'EISDIR') return outcome([{ severity: 'error', code: 'exception', diagnostics: `The import file cannot be read (${code})` }]);
   return undefined;
 }
 
