@@ -8,6 +8,7 @@ import { forwardLog } from '../../store/forward-log';
 import { Forwarder } from '../../workers/forward';
 import { demoClient, OFFICE, testAuth } from '../support/auth';
 import { silent } from '../support/ingest';
+import { pollUntil } from '../support/poll';
 import { DRIVERS, openTestStore, type TestStore } from '../support/stores';
 
 /** The upstream platform: a second gateway, with its own store and its own token endpoint. */
@@ -23,13 +24,9 @@ const close = (s: Server): Promise<void> =>
     s.close(() => resolve());
   });
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = async (what: string, check: () => Promise<boolean>): Promise<void> => {
+  await pollUntil(check, (ok) => ok, 20000, () => `still waiting for ${what}`);
+};
 
 /** A resource as the upstream should hold it: the same content, its own versions. */
 const content = (r: Resource): unknown => {

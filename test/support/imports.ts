@@ -10,8 +10,9 @@ import type { ReaderOptions } from '../../workers/import/reader';
 import { startImportWorker } from '../../workers/import/worker';
 import { importQueue, redisConnection, type ImportJobData } from '../../workers/queues';
 import { testAuth } from './auth';
-import { demoSources, REDIS_URL, silent } from './ingest';
+import { closeQueue, demoSources, REDIS_URL, silent } from './ingest';
 import { openIndexedStore } from './mpi';
+import { pollUntil } from './poll';
 import type { Driver, TestStore } from './stores';
 
 export interface ImportHarness {
@@ -48,18 +49,16 @@ export async function openImportHarness(driver: Driver): Promise<ImportHarness> 
       return w;
     },
     async waitFor(id, timeoutMs = 60000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const job = await importLog.get(store.db, id);
-        if (job && job.state !== 'reading' && job.state !== 'applying') return job;
-        if (Date.now() > deadline) throw new Error(`import ${id} still ${job?.state} after ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      const job = await pollUntil(
+        () => importLog.get(store.db, id),
+        (j) => j !== undefined && j.state !== 'reading' && j.state !== 'applying',
+        timeoutMs,
+        (j) => `import ${id} still ${j?.state}`,
+      );
+      return job!;
     },
     async close() {
-      for (const w of workers) await w.close();
-      await queue.obliterate({ force: true }).catch(() => undefined);
-      await queue.close();
+      await closeQueue(queue, workers);
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -12,6 +12,7 @@ import { loadSources, type SourceRegistry } from '../../workers/sources';
 import type { PatientIndex } from '../../mpi';
 import { testAuth } from './auth';
 import { openIndexedStore } from './mpi';
+import { pollUntil } from './poll';
 import type { Driver, TestStore } from './stores';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -58,19 +59,24 @@ export async function openIngestHarness(driver: Driver, redisUrl = REDIS_URL): P
       return w;
     },
     async waitForFinished(ids, timeoutMs = 30000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const all = await Promise.all(ids.map((id) => messageLog.get(store.db, id)));
-        if (all.every((m) => m && m.state !== 'received')) return all as StoredMessage[];
-        if (Date.now() > deadline) throw new Error(`${all.filter((m) => m?.state === 'received').length} of ${ids.length} messages still waiting after ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      const all = await pollUntil(
+        () => Promise.all(ids.map((id) => messageLog.get(store.db, id))),
+        (messages) => messages.every((m) => m && m.state !== 'received'),
+        timeoutMs,
+        (messages) => `${messages.filter((m) => m?.state === 'received').length} of ${ids.length} messages still waiting`,
+      );
+      return all as StoredMessage[];
     },
     async close() {
-      for (const w of workers) await w.close();
-      await queue.obliterate({ force: true }).catch(() => undefined);
-      await queue.close();
+      await closeQueue(queue, workers);
       await store.close();
     },
   };
+}
+
+/** Stops a suite's workers, then empties and closes its queue (its prefix is its own). */
+export async function closeQueue(queue: Queue, workers: Worker[]): Promise<void> {
+  for (const w of workers) await w.close();
+  await queue.obliterate({ force: true }).catch(() => undefined);
+  await queue.close();
 }
