@@ -12,6 +12,7 @@ import express from 'express';
 import Redis from 'ioredis';
 import { createValidator, type Validator } from '../profiles/validator';
 import { PatientIndex } from '../mpi';
+import { attachWorkflows } from '../workflows/referral/guard';
 import { loadRules } from '../mpi/rules';
 import { openStore, type OpenStore } from '../store/open';
 import { auditQueue, startAuditWorker, type AuditJob } from '../workers/audit';
@@ -165,6 +166,7 @@ async function start(state: Running, log: Logger): Promise<void> {
 
   const store = state.store;
   mpi.attach(store.repo);
+  attachWorkflows(store.repo);
   const connection = redisConnection(redisUrl!);
   const queue = (state.queue = ingestQueue(connection, config.queuePrefix));
   registerQueueDepth(queue);

@@ -4,6 +4,7 @@
  * and REDIS_URL: an embedded PGlite or a private Redis belongs to one gateway process.
  */
 import { PatientIndex } from '../mpi';
+import { attachWorkflows } from '../workflows/referral/guard';
 import { loadRules } from '../mpi/rules';
 import { createValidator } from '../profiles/validator';
 import { openStore } from '../store/open';
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
   const mpi = new PatientIndex(loadRules(config.mpiRulesFile));
   const store = await openStore({ databaseUrl: config.databaseUrl, maxConnections: config.pgMaxConnections }, { validate: createValidator(), access: { mrnSystems: sources.mrnSystems } });
   mpi.attach(store.repo);
+  attachWorkflows(store.repo);
   const connection = redisConnection(config.redisUrl);
   const queue = ingestQueue(connection, config.queuePrefix);
   const worker = startIngestWorker({ repo: store.repo, sources, log, mpi }, { connection, concurrency: config.workerConcurrency, prefix: config.queuePrefix });

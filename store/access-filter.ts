@@ -17,13 +17,17 @@ export function readRule(ctx: AccessContext | undefined): ReadRule | undefined {
 }
 
 /**
- * Visible = written by the reader, or neither sensitive nor about an opted-out person. The
- * opted-out set (migration 4) is an uncorrelated subquery, so PostgreSQL computes it once per
- * statement (an InitPlan, only if a row gets that far) and each row costs an array overlap;
+ * Visible = written by the reader, or not sensitive and either not about an opted-out person or
+ * about one the reader treats (store/access.ts). The opted-out set (migration 4) is an
+ * uncorrelated subquery, so PostgreSQL computes it once per statement (an InitPlan, only if a row gets that far) and each row costs an array overlap;
  * with no opt-out in the store the set is empty after one probe of access_optout.
  */
 export function visibleSql(r: string, ps: Params, rule: ReadRule | undefined): string {
   if (!rule) return 'TRUE';
-  const shared = `(NOT ${r}.sensitive AND NOT (${r}.patients && (SELECT access_opted_out_ids())))`;
-  return rule.facility === undefined ? shared : `(${r}.author = ${ps.add(rule.facility)} OR ${shared})`;
+  const optedOut = `${r}.patients && (SELECT access_opted_out_ids())`;
+  if (rule.facility === undefined) return `(NOT ${r}.sensitive AND NOT (${optedOut}))`;
+  // A treatment relationship (an open referral) opens an opted-out person's records to both
+  // ends, never a sensitive label; its set, like the opted-out one, is computed once.
+  const facility = ps.add(rule.facility);
+  return `(${r}.author = ${facility} OR (NOT ${r}.sensitive AND (NOT (${optedOut}) OR ${r}.patients && (SELECT access_treated_ids(${facility})))))`;
 }

@@ -3,7 +3,7 @@
  * its author, whether it is sensitive, the Patients it is about, and for a Consent whether it
  * is an opt-out. Pure: computed from the resource and its index rows at write time.
  */
-import type { Coding, Consent, Resource } from '@medplum/fhirtypes';
+import type { Coding, Consent, Resource, Task } from '@medplum/fhirtypes';
 import { AUTHOR_TAG_SYSTEM } from './access';
 import { patientCompartmentKeys } from './compartment';
 import type { IndexRows } from './index-rows';
@@ -71,6 +71,28 @@ export function optOutOf(resource: Resource): string | null {
   const consent = resource as Consent;
   if (consent.status !== 'active' || consent.provision?.type !== 'deny') return null;
   if (!consent.scope?.coding?.some((c) => c.code === 'patient-privacy')) return null;
-  const match = /(?:^|\/)Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(consent.patient?.reference ?? '');
+  return referenceId(consent.patient?.reference, 'Patient');
+}
+
+/** Task statuses in which the Task still asks its owner to act. */
+const OPEN_TASK = new Set(['requested', 'received', 'accepted', 'ready', 'in-progress', 'on-hold']);
+
+/**
+ * The treatment relationship an open Task makes (store/access.ts): its patient and the
+ * facilities on both ends (requester and owner Organizations), or null when it makes none
+ * (closed, or not between two facilities about one patient).
+ */
+export function treatmentOf(resource: Resource): { patient: string; facilities: string[] } | null {
+  if (resource.resourceType !== 'Task') return null;
+  const task = resource as Task;
+  if (!task.status || !OPEN_TASK.has(task.status)) return null;
+  const patient = referenceId(task.for?.reference, 'Patient');
+  const facilities = [referenceId(task.requester?.reference, 'Organization'), referenceId(task.owner?.reference, 'Organization')];
+  if (!patient || facilities.some((f) => f === null)) return null;
+  return { patient, facilities: [...new Set(facilities as string[])] };
+}
+
+function referenceId(reference: string | undefined, type: string): string | null {
+  const match = new RegExp(`(?:^|/)${type}/([A-Za-z0-9\\-.]{1,64})$`).exec(reference ?? '');
   return match ? match[1] : null;
 }

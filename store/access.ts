@@ -14,7 +14,14 @@
  *   denying sharing, on any of their linked registrations): their records are visible only
  *   to each record's authoring facility; (b) a resource labelled sensitive in meta.security:
  *   visible only to its author. `breakGlass` lets a clinician through both; the gateway
- *   audits it. An open referral (issue 7) will add a treatment relationship the same way.
+ *   audits it.
+ * - A treatment relationship: while a Task asks one facility to act for a patient (an open
+ *   referral or remote reading: status requested to in-progress, requester and owner both
+ *   Organizations), both facilities read that person's records past an opt-out (never past a
+ *   sensitivity label); the audit names the Task as the purpose (workers/audit.ts).
+ * - Resources several facilities move on (a referral Task, whose owner accepts what the
+ *   requester wrote) are decided by a WriteGuard (store/repository.ts) instead of the author
+ *   rule; the workflows register theirs (workflows/).
  */
 export interface AccessContext {
   /** Organization id of the facility the client acts for. */

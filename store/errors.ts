@@ -33,7 +33,7 @@ export function outcome(issue: OperationOutcomeIssue[]): OperationOutcome {
 export const badRequest = (msg: string, expression?: string[]): FhirError => new FhirError(400, 'invalid', msg, expression);
 export const notFound = (msg: string): FhirError => new FhirError(404, 'not-found', msg);
 export const gone = (msg: string): FhirError => new FhirError(410, 'deleted', msg);
-export const conflict = (msg: string): FhirError => new FhirError(409, 'conflict', msg);
+export const conflict = (msg: string, expression?: string[]): FhirError => new FhirError(409, 'conflict', msg, expression);
 export const preconditionFailed = (msg: string): FhirError => new FhirError(412, 'conflict', msg);
 export const unprocessable = (msg: string, expression?: string[]): FhirError =>
   new FhirError(422, 'business-rule', msg, expression);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Resource } from '@medplum/fhirtypes';
 import type { AccessContext } from './access';
 import { readRule, visibleSql, type ReadRule } from './access-filter';
-import { accessLabels, optOutOf, sensitiveCodeSet, stampAuthor, type AccessLabels, type AccessOptions } from './access-labels';
+import { accessLabels, optOutOf, sensitiveCodeSet, stampAuthor, treatmentOf, type AccessLabels, type AccessOptions } from './access-labels';
 import { checkFacilityWrite } from './access-writes';
 import { inTransaction, type Database, type SqlExecutor } from './db/database';
 import { badRequest, FhirError, forbidden, gone, notFound, preconditionFailed } from './errors';
@@ -33,12 +33,26 @@ export interface Written {
  */
 export type WriteObserver = (repo: Repository, written: Written[]) => Promise<void>;
 
+/**
+ * A client's write of a resource that more than its author may change (a referral Task: the
+ * receiving facility accepts what the referring one wrote), checked instead of the author rule
+ * of store/access-writes.ts. `facility` is the writer's, undefined for an unrestricted writer
+ * (the consortium office). Returns the author the new version keeps, undefined to leave the
+ * write to the author rule, or throws a FhirError naming what is refused.
+ */
+export interface WriteGuard {
+  type: string;
+  check(write: { facility?: string; id: string; prior?: Resource; next?: Resource; at?: string }): { author: string | null } | undefined;
+}
+
 export interface StoreOptions {
   validate?: Validator;
   /** Filled by `observeWrites`; shared by every transaction-bound copy of the repository. */
   observers?: WriteObserver[];
   /** Configuration of the access rules; see store/access.ts. */
   access?: AccessOptions;
+  /** Filled by `guardWrites`, like observers. */
+  guards?: WriteGuard[];
 }
 
 export const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -121,6 +135,27 @@ export class Repository {
   /** Registers a WriteObserver for every later write through this store. */
   observeWrites(observer: WriteObserver): void {
     (this.options.observers ??= []).push(observer);
+  }
+
+  /** Registers a WriteGuard for every later client write of its type through this store. */
+  guardWrites(guard: WriteGuard): void {
+    (this.options.guards ??= []).push(guard);
+  }
+
+  /**
+   * For each of `patients` (Patient ids), the open Task that makes `facility` treat that person
+   * (any of their linked registrations), if any: what the audit names as the purpose of a read.
+   */
+  async treatingTasks(facility: string, patients: string[]): Promise<Map<string, string>> {
+    if (patients.length === 0) return new Map();
+    const rows = await this.sql.query<{ patient_id: string; task_id: string }>(
+      `WITH asked AS (SELECT a.id, COALESCE(l.golden_id, a.id) AS person FROM unnest($2::text[]) AS a(id) LEFT JOIN mpi_link l ON l.patient_id = a.id),
+       treats AS (SELECT t.task_id, COALESCE(l.golden_id, t.patient_id) AS person FROM access_treatment t LEFT JOIN mpi_link l ON l.patient_id = t.patient_id
+                  WHERE t.facilities @> ARRAY[$1::text])
+       SELECT DISTINCT ON (a.id) a.id AS patient_id, t.task_id FROM asked a JOIN treats t ON t.person = a.person ORDER BY a.id, t.task_id`,
+      [facility, patients],
+    );
+    return new Map(rows.map((r) => [r.patient_id, r.task_id]));
   }
 
   get kind(): Database['kind'] {
@@ -291,20 +326,23 @@ export class Repository {
       if (!ID_PATTERN.test(intent.id)) throw badRequest(`Invalid resource id '${intent.id}'`, [`${intent.type}.id`]);
       const prior = existing.get(key);
       const heldTo = intent.origin === undefined ? facility : undefined;
-      if (heldTo !== undefined) checkFacilityWrite(heldTo, intent, prior && !prior.deleted ? prior : undefined, intent.resource, this.options.access?.mrnSystems ?? {});
+      const live = prior && !prior.deleted ? prior : undefined;
+      const guarded = intent.origin === undefined ? this.guard(intent, live, heldTo) : undefined;
+      if (heldTo !== undefined && !guarded) checkFacilityWrite(heldTo, intent, live, intent.resource, this.options.access?.mrnSystems ?? {});
       if (intent.ifMatch !== undefined && (!prior || String(prior.version) !== intent.ifMatch)) {
         throw preconditionFailed(`${key} is at version ${prior?.version ?? 'none'}, not ${intent.ifMatch}`);
       }
       if (intent.method === 'delete') {
         if (!prior || prior.deleted) continue;
         const labels: AccessLabels = { author: prior.author, sensitive: prior.sensitive, patients: prior.patients };
-        const op: WriteOp = { type: intent.type, id: intent.id, rk: prior.rk, version: prior.version + 1, lastUpdated, deleted: true, json: null, index: null, labels, optOut: optOutField(intent.type, null) };
+        const op: WriteOp = { type: intent.type, id: intent.id, rk: prior.rk, version: prior.version + 1, lastUpdated, deleted: true, json: null, index: null, labels, optOut: optOutField(intent.type, null), treatment: treatmentField(intent.type, null) };
         ops.push(op);
         planned.set(key, op);
         outcomes.push({ status: 204, stored: new StoredResource(intent.type, intent.id, String(op.version), lastUpdated, true, null) });
         continue;
       }
-      const resource = heldTo !== undefined ? stampAuthor(intent.resource!, heldTo) : intent.resource!;
+      const author = guarded ? guarded.author : heldTo;
+      const resource = author ? stampAuthor(intent.resource!, author) : intent.resource!;
       if (resource.resourceType !== intent.type) throw badRequest(`Expected a ${intent.type}, got ${resource.resourceType}`, ['resourceType']);
       this.validate(resource, intent.at);
       if (prior && !prior.deleted && prior.content && sameContent(prior.content, resource)) {
@@ -316,7 +354,7 @@ export class Repository {
       const json = JSON.stringify(stamped);
       const index = extractIndexRows(stamped as Resource & { resourceType: string; [k: string]: unknown });
       const labels = accessLabels(stamped as Resource & { id: string }, index, this.sensitiveCodes);
-      const op: WriteOp = { type: intent.type, id: intent.id, rk: prior?.rk, version, lastUpdated, deleted: false, json, index, labels, optOut: optOutField(intent.type, optOutOf(stamped)) };
+      const op: WriteOp = { type: intent.type, id: intent.id, rk: prior?.rk, version, lastUpdated, deleted: false, json, index, labels, optOut: optOutField(intent.type, optOutOf(stamped)), treatment: treatmentField(intent.type, treatmentOf(stamped)) };
       ops.push(op);
       planned.set(key, op);
       outcomes.push({ status: prior && !prior.deleted ? 200 : 201, stored: new StoredResource(intent.type, intent.id, String(version), lastUpdated, false, json) });
@@ -330,6 +368,20 @@ export class Repository {
       for (const observe of this.options.observers) await observe(internal, written);
     }
     return outcomes;
+  }
+
+  /** The guard's decision on a client write of a guarded type; undefined when none applies. */
+  private guard(intent: WriteIntent, prior: Prior | undefined, facility: string | undefined): { author: string | null } | undefined {
+    const guards = this.options.guards?.filter((g) => g.type === intent.type);
+    if (!guards?.length) return undefined;
+    // Unrestricted writers have no facility; a facility context with none was refused above.
+    const writer = this.access && !this.access.unrestricted ? facility : undefined;
+    const before = prior?.content ? (JSON.parse(prior.content) as Resource) : undefined;
+    for (const g of guards) {
+      const decision = g.check({ facility: writer, id: intent.id, prior: before, next: intent.resource, at: intent.at });
+      if (decision) return decision;
+    }
+    return undefined;
   }
 
   private validate(resource: Resource, at?: string): void {
@@ -445,6 +497,11 @@ interface Prior extends AccessLabels {
 /** WriteOp.optOut: only Consents keep access_optout in step. */
 function optOutField(type: string, patient: string | null): string | null | undefined {
   return type === 'Consent' ? patient : undefined;
+}
+
+/** WriteOp.treatment: only Tasks keep access_treatment in step. */
+function treatmentField(type: string, treatment: ReturnType<typeof treatmentOf>): ReturnType<typeof treatmentOf> | undefined {
+  return type === 'Task' ? treatment : undefined;
 }
 
 /** Resources outside the patient compartment that a patient's record is unreadable without. */

@@ -16,6 +16,8 @@ export interface WriteOp {
   labels: AccessLabels;
   /** For a Consent: the Patient it opts out of sharing, or null when it does not (any more). */
   optOut?: string | null;
+  /** For a Task: the treatment relationship it makes while open, or null when it makes none (any more). */
+  treatment?: { patient: string; facilities: string[] } | null;
 }
 
 /**
@@ -60,6 +62,7 @@ export async function writeBatch(tx: SqlExecutor, ops: WriteOp[]): Promise<void>
 
   await insertIndexRows(tx, ops);
   await recordOptOuts(tx, ops);
+  await recordTreatments(tx, ops);
 }
 
 const VERSION_COLUMNS = 'type text, id text, version int, last_updated timestamptz, deleted boolean, content jsonb, author text, sensitive boolean, patients text[]';
@@ -75,6 +78,20 @@ async function recordOptOuts(tx: SqlExecutor, ops: WriteOp[]): Promise<void> {
      INSERT INTO access_optout (consent_id, patient_id) SELECT * FROM unnest($2::text[], $3::text[])
      ON CONFLICT (consent_id) DO UPDATE SET patient_id = EXCLUDED.patient_id`,
     [consents.map((o) => o.id), denying.map((o) => o.id), denying.map((o) => o.optOut)],
+  );
+}
+
+/** Keeps access_treatment in step with the Tasks written, as recordOptOuts does for Consents. */
+async function recordTreatments(tx: SqlExecutor, ops: WriteOp[]): Promise<void> {
+  const tasks = ops.filter((o) => o.treatment !== undefined);
+  if (tasks.length === 0) return;
+  const open = tasks.filter((o) => o.treatment);
+  await tx.query(
+    `WITH gone AS (DELETE FROM access_treatment WHERE task_id = ANY($1::text[]) AND NOT task_id = ANY($2::text[]))
+     INSERT INTO access_treatment (task_id, patient_id, facilities) SELECT x.task_id, x.patient_id, ARRAY(SELECT json_array_elements_text(x.facilities))
+     FROM json_to_recordset($3::json) AS x(task_id text, patient_id text, facilities json)
+     ON CONFLICT (task_id) DO UPDATE SET patient_id = EXCLUDED.patient_id, facilities = EXCLUDED.facilities`,
+    [tasks.map((o) => o.id), open.map((o) => o.id), JSON.stringify(open.map((o) => ({ task_id: o.id, patient_id: o.treatment!.patient, facilities: o.treatment!.facilities })))],
   );
 }
 

@@ -44,8 +44,38 @@ export function auditQueue(connection: ConnectionOptions, prefix = QUEUE_PREFIX)
  */
 export async function writeAuditEvents(repo: Repository, events: AuditJob['event'][]): Promise<void> {
   if (events.length === 0) return;
+  await withTreatmentPurpose(repo, events);
   await repo.applyWrites(events.map((e) => ({ method: 'update' as const, type: 'AuditEvent', id: e.id, resource: e as Resource, origin: ORIGIN })));
   auditMetrics.written.inc(events.length);
+}
+
+const TREATMENT = { system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT', display: 'treatment' };
+
+/**
+ * Names the treatment relationship (store/access.ts) as the purpose of a facility's access to a
+ * patient it treats under an open referral: on the requestor agent, as break-glass is, so the
+ * office sees why an opted-out person's record was opened. Done here, off the request path:
+ * one lookup per facility in the batch.
+ */
+async function withTreatmentPurpose(repo: Repository, events: AuditJob['event'][]): Promise<void> {
+  const byFacility = new Map<string, AuditJob['event'][]>();
+  for (const event of events) {
+    const requestor = event.agent.find((a) => a.requestor);
+    if (!requestor || requestor.purposeOfUse) continue;
+    const facility = event.agent.find((a) => a.type?.coding?.some((c) => c.code === 'PROV'))?.who?.reference?.replace(/^Organization\//, '');
+    if (facility && patientsOf(event).length > 0) byFacility.set(facility, [...(byFacility.get(facility) ?? []), event]);
+  }
+  for (const [facility, group] of byFacility) {
+    const tasks = await repo.treatingTasks(facility, [...new Set(group.flatMap(patientsOf))]);
+    for (const event of group) {
+      const task = patientsOf(event).map((p) => tasks.get(p)).find((t) => t !== undefined);
+      if (task) event.agent.find((a) => a.requestor)!.purposeOfUse = [{ coding: [TREATMENT], text: `open referral Task/${task}` }];
+    }
+  }
+}
+
+function patientsOf(event: AuditEvent): string[] {
+  return (event.entity ?? []).filter((e) => e.role?.code === '1' && e.what?.reference?.startsWith('Patient/')).map((e) => e.what!.reference!.slice(8));
 }
 
 export interface AuditWorkerOptions {

@@ -263,6 +263,35 @@ const MIGRATIONS: string[] = [
   END
   $$
   `,
+  // Treatment relationships (store/access.ts): an open Task asking one facility to act for a
+  // patient (a referral, a remote reading) lets its requester and owner read that person's
+  // records past an opt-out while it stays open. Kept in step with the Tasks written, as
+  // access_optout is with Consents, and widened to the whole person through mpi_link at query
+  // time; like access_opted_out_ids, a function so that a read plans one call.
+  `
+  CREATE TABLE access_treatment (
+    task_id text PRIMARY KEY,
+    patient_id text NOT NULL,
+    facilities text[] NOT NULL
+  );
+  CREATE INDEX access_treatment_facilities ON access_treatment USING gin (facilities);
+  CREATE FUNCTION access_treated_ids(reader text) RETURNS text[] LANGUAGE plpgsql STABLE AS $$
+  BEGIN
+    IF NOT EXISTS (SELECT 1 FROM access_treatment WHERE facilities @> ARRAY[reader]) THEN
+      RETURN '{}';
+    END IF;
+    RETURN (
+      WITH person AS (
+        SELECT DISTINCT COALESCE((SELECT l.golden_id FROM mpi_link l WHERE l.patient_id = t.patient_id), t.patient_id) AS golden_id
+        FROM access_treatment t WHERE t.facilities @> ARRAY[reader]
+      )
+      SELECT COALESCE(array_agg(DISTINCT x.id), '{}') FROM (
+        SELECT golden_id AS id FROM person UNION SELECT m.patient_id FROM person p JOIN mpi_link m ON m.golden_id = p.golden_id
+      ) x
+    );
+  END
+  $$
+  `,
 ];
 
 /** Migration 4's labelling of the versions stored before it (a fixed text: names no value from a request). */
