@@ -13,6 +13,7 @@ import { importsRouter, type ImportRoutesDeps } from './imports/routes';
 import { ingestRouter } from './ingest/routes';
 import type { IngestService } from './ingest/service';
 import { maskIdNumbers } from './redact';
+import { measureReportRouter, workflowMetricsRouter } from './workflows/routes';
 
 export interface AppDeps {
   repo: Repository;
@@ -60,7 +61,7 @@ export function createApp(deps: AppDeps): Express {
   if (deps.audit) app.use(API_PATHS, deps.audit);
   if (auth) {
     // Guarded by prefix before any router mounts there, so a route added later is never open.
-    app.use(['/ingest', '/imports', '/admin'], auth.authenticate);
+    app.use(['/ingest', '/imports', '/admin', '/workflows'], auth.authenticate);
     app.use('/fhir', (req, res, next) => ((req.method === 'GET' || req.method === 'HEAD') && req.path === '/metadata' ? next() : auth.authenticate(req, res, next)));
   }
   // After authentication: the limit is per client.
@@ -71,9 +72,11 @@ export function createApp(deps: AppDeps): Express {
   if (deps.mpi) app.use('/fhir', patientIndexRouter(deps.repo, deps.mpi, deps.baseUrl));
   // Before the generic routes, which would take `$export` for a type or an id.
   if (deps.exports) app.use('/fhir', exportRouter(deps.repo, deps.exports, deps.baseUrl));
+  app.use('/fhir', measureReportRouter(deps.repo));
   app.use('/fhir', fhirRouter(deps.repo, deps.baseUrl, deps.mpi, { tokenUrl: auth?.tokenUrl, bulkExport: deps.exports !== undefined }));
   if (deps.ingest) app.use('/ingest', ingestRouter(deps.ingest, String(limit)));
   if (deps.imports) app.use('/imports', importsRouter({ repo: deps.repo, ...deps.imports }));
+  app.use('/workflows', workflowMetricsRouter(deps.repo));
   app.use('/fhir', (_req, res) => sendJson(res, 404, outcome([{ severity: 'error', code: 'not-found', diagnostics: 'No such FHIR endpoint' }])));
   app.use(errorHandler(deps.onError));
   return app;
