@@ -35,6 +35,8 @@ export function capabilityStatement(baseUrl: string, opts: CapabilityOptions = {
   const resource = resources.map((r): RestResource => {
     if (r.type === 'Patient') return { ...r, operation: patientOps, ...(opts.patientIndex ? { documentation: PATIENT_INDEX_DOC } : {}) };
     if (r.type === 'Group' && opts.bulkExport) return { ...r, operation: [EXPORT.Group] };
+    if (r.type === 'MeasureReport') return { ...r, operation: [{ name: 'referral-flows', definition: `${OPERATION_BASE}/referral-flows` }] };
+    if (r.type === 'Task') return { ...r, documentation: TASK_DOC };
     return r;
   });
   return {
@@ -78,6 +80,9 @@ const PATIENT_INDEX_OPERATIONS = [
 ];
 const PATIENT_INDEX_DOC =
   'Patient index: each facility Patient is linked to one golden Patient (meta.tag GOLDEN_RECORD, read-only: writes get 403). A golden Patient id in any Patient reference search parameter (Observation?patient=<golden id>) is expanded to every linked registration; :mdm on a facility Patient id (subject:mdm=Patient/x) expands it the same way. Patient/$everything on a golden or a linked registration returns the whole person across facilities. PDQm is the Patient search itself (name, birthdate, gender, identifier, telecom, address).';
+
+const TASK_DOC =
+  'Referral and remote-reading Tasks (code task-code|fulfill, focus a ServiceRequest): created requested or draft by the requester; the owner moves requested -> accepted | rejected (statusReason), accepted -> in-progress, in-progress -> completed | failed; the requester cancels while requested or accepted. Other moves: 403 (the other end\'s move) or 409 (not from this state). for, focus, requester, owner and code are fixed. While open, both Organizations read the patient\'s records past an opt-out.';
 
 function buildResources(): RestResource[] {
   const types = resourceTypes();
