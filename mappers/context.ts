@@ -22,6 +22,22 @@ export interface SourceConfig {
 export interface MapContext {
   source: SourceConfig;
   terminology: Terminology;
+  /**
+   * The consortium's facilities by every name a form may give them (Organization id, HL7
+   * namespace) -> Organization id: a referral's receiving facility must be one of them.
+   * Without it, only the source's own facility is known.
+   */
+  facilities?: ReadonlyMap<string, string>;
+}
+
+/** The names of each source's facility (its Organization id and its HL7 namespaces) -> Organization id. */
+export function facilityNames(sources: readonly SourceConfig[]): Map<string, string> {
+  const names = new Map<string, string>();
+  for (const s of sources) {
+    names.set(s.facility, s.facility);
+    for (const ns of s.sendingFacility ?? []) names.set(ns, s.facility);
+  }
+  return names;
 }
 
 /** Base of meta.source: `<base><source id>#<the sender's message or record id>`. */

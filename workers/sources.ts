@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ConceptMap } from '@medplum/fhirtypes';
-import { Terminology, type MapContext, type SourceConfig } from '../mappers/context';
+import { facilityNames, Terminology, type MapContext, type SourceConfig } from '../mappers/context';
 
 const FORMATS = new Set(['hl7v2', 'county-json', 'community-csv']);
 
@@ -17,9 +17,10 @@ export class SourceRegistry {
   private readonly bySendingFacility = new Map<string, MapContext>();
 
   constructor(sources: SourceConfig[], conceptMaps: ConceptMap[]) {
+    const facilities = facilityNames(sources);
     for (const source of sources) {
       const own = conceptMaps.filter((cm) => cm.id?.startsWith(`${source.id}-`));
-      const ctx: MapContext = { source, terminology: new Terminology(own) };
+      const ctx: MapContext = { source, terminology: new Terminology(own), facilities };
       this.contexts.set(source.id, ctx);
       for (const ns of source.sendingFacility ?? []) this.bySendingFacility.set(ns, ctx);
     }

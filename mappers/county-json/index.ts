@@ -1,7 +1,7 @@
 /**
  * The county hospital's HIS export (临溪县人民医院): vendor JSON with pinyin-abbreviated
  * field names, one record per object, `lx` telling its type (br patient, jz visit, jy lab
- * report, jc exam report, cf prescription). A posted body is one record or an array of them.
+ * report, jc exam report, cf prescription, zzd referral form). A posted body is one record or an array of them.
  * profiles/inbound/county-hospital.schema.json is the contract; errors name JSON paths
  * relative to the record (`$.xm[2].jg`).
  */
@@ -13,6 +13,7 @@ import { parseJson } from './json-text';
 import { mapLabReport } from './lab';
 import { mapRegistration } from './patient';
 import { mapPrescription } from './prescription';
+import { mapReferralForm } from './referral';
 import { KEY_FIELD, recordId, type CountyRecord } from './record';
 import { checkRecord } from './schema';
 import { mapVisit } from './visit';
@@ -55,5 +56,7 @@ function mapByType(out: ResultBuilder, r: CountyRecord): void {
       return mapExamReport(out, r);
     case 'cf':
       return mapPrescription(out, r);
+    case 'zzd':
+      return mapReferralForm(out, r);
   }
 }

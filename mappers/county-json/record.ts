@@ -100,10 +100,23 @@ export interface PrescriptionRecord {
   yp: DrugLine[];
 }
 
-export type CountyRecord = PatientRecord | VisitRecord | LabRecord | ExamRecord | PrescriptionRecord;
+export interface ReferralRecord {
+  lx: 'zzd';
+  zzdh: string;
+  brid: string;
+  zzlx: '上转' | '下转';
+  zrjg: string;
+  zzsj: string;
+  zzyy?: string;
+  jjcd?: Code;
+  zd?: Diagnosis[];
+  cyxj?: string;
+}
+
+export type CountyRecord = PatientRecord | VisitRecord | LabRecord | ExamRecord | PrescriptionRecord | ReferralRecord;
 
 /** The field holding each record type's own number: named in meta.source, the local id of its main resource. */
-export const KEY_FIELD: Readonly<Record<CountyRecord['lx'], string>> = { br: 'brid', jz: 'jzlsh', jy: 'bgdh', jc: 'bgdh', cf: 'cfh' };
+export const KEY_FIELD: Readonly<Record<CountyRecord['lx'], string>> = { br: 'brid', jz: 'jzlsh', jy: 'bgdh', jc: 'bgdh', cf: 'cfh', zzd: 'zzdh' };
 
 export const recordId = (r: CountyRecord): string => (r as unknown as Record<string, string>)[KEY_FIELD[r.lx]];
 

@@ -7,6 +7,7 @@
  * ORU^R01              DiagnosticReport, Observation (lab OBX), ImagingStudy (study UID)
  * ORM^O01, OMG^O19     ServiceRequest
  * RDE^O11              MedicationRequest, Medication
+ * REF^I12, REF^I14     referral ServiceRequest + Task (profiles/referral.ts), cancelled by I14
  *
  * Outside ADT, the Patient and Encounter a message carries are create-only copies.
  */
@@ -18,6 +19,7 @@ import { readHeader } from './header';
 import { mapOrders } from './orders';
 import { mapOru } from './oru';
 import { mapPharmacy } from './pharmacy';
+import { mapReferral } from './referral';
 import { ResultBuilder } from '../common/result';
 
 export { decodeEr7 } from './decode';
@@ -35,6 +37,8 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   'ORM^O01': mapOrders,
   'OMG^O19': mapOrders,
   'RDE^O11': mapPharmacy,
+  'REF^I12': (msg, out) => mapReferral(msg, 'I12', out),
+  'REF^I14': (msg, out) => mapReferral(msg, 'I14', out),
 };
 
 export function mapHl7v2(text: string, ctx: MapContext): MapResult {

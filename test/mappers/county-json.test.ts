@@ -1,11 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { ConceptMap, Condition, DiagnosticReport, Encounter, ImagingStudy, Medication, MedicationRequest, Observation, Patient, Resource } from '@medplum/fhirtypes';
+import type { ConceptMap, Condition, DiagnosticReport, DocumentReference, ServiceRequest, Task, Encounter, ImagingStudy, Medication, MedicationRequest, Observation, Patient, Resource } from '@medplum/fhirtypes';
 import * as county from '../../mappers/county-json';
-import { Terminology, type MapContext, type SourceConfig } from '../../mappers/context';
+import { facilityNames, Terminology, type MapContext, type SourceConfig } from '../../mappers/context';
 import { resourceId } from '../../mappers/ids';
 import { MappingError, type MapResult } from '../../mappers/types';
 import { validateMappedBundle } from '../../profiles/conformance';
+import { directionOf, workflowKindOf } from '../../profiles/referral';
 import { thrown } from '../support/thrown';
 
 const ROOT = resolve(__dirname, '../..');
@@ -20,7 +21,7 @@ function countyContext(): MapContext {
   const maps = readdirSync(dir)
     .filter((f) => f.startsWith(`${FACILITY}-`))
     .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as ConceptMap);
-  return { source: sources.find((s) => s.id === FACILITY)!, terminology: new Terminology(maps) };
+  return { source: sources.find((s) => s.id === FACILITY)!, terminology: new Terminology(maps), facilities: facilityNames(sources) };
 }
 const ctx = countyContext();
 
@@ -81,6 +82,7 @@ describe('county JSON: split', () => {
       'jy-lab-diabetes.json': [['jy', 'JY20251105018']],
       'jz-jy-chen-jianguo-admission.json': [['jz', 'ZY20251106001'], ['jy', 'JY20251106007']],
       'jz-visit-hypertension.json': [['jz', 'MZ20251105001']],
+      'zzd-zhao-wei-down.json': [['zzd', 'ZZ20251109001']],
     });
     const body = JSON.parse(read('br-patients.json')) as object[];
     expect(county.split(read('br-patients.json')).map((r) => JSON.parse(r.raw))).toEqual(body);
@@ -131,8 +133,10 @@ describe('county JSON: every demo record', () => {
     expect(byId<Patient>(result, id('patient', mrn)).resourceType).toBe('Patient');
     const subjects = resources(result).flatMap((r) => ('subject' in r && r.subject ? [(r.subject as { reference: string }).reference] : []));
     expect(new Set(subjects)).toEqual(new Set(subjects.length > 0 ? [`Patient/${id('patient', mrn)}`] : []));
-    // Only the registration (br) writes its Patient; every other record carries a create-only copy.
-    expect(result.createOnly).toEqual(record.kind === 'br' ? [] : [`urn:uuid:${id('patient', mrn)}`]);
+    // Only the registration (br) writes its Patient; every other record carries a create-only copy
+    // (and a referral its Task, whose status is the receiver's to move).
+    const task = record.kind === 'zzd' ? [`urn:uuid:${id('referral-task', record.localId!)}`] : [];
+    expect(result.createOnly).toEqual(record.kind === 'br' ? [] : [`urn:uuid:${id('patient', mrn)}`, ...task]);
     expect(() => validateMappedBundle(result.bundle, result.createOnly)).not.toThrow();
   });
 
@@ -586,7 +590,7 @@ describe('county JSON: what the schema refuses, by JSON path', () => {
   });
 
   it('says what was wrong in words', () => {
-    expect(thrown(() => mapOne({ lx: 'zz' })).message).toBe('record type is not one of br, jz, jy, jc, cf');
+    expect(thrown(() => mapOne({ lx: 'zz' })).message).toBe('record type is not one of br, jz, jy, jc, cf, zzd');
     expect(thrown(() => mapOne({ lx: 'br', brid: 'Z9', brxm: '某', xb: '3' })).message).toBe('must be one of 1, 2, 0, 9');
     expect(thrown(() => mapOne({ lx: 'br', brid: 'Z9', brxm: '某', xb: '1', csrq: '1958/03/12' })).message).toBe('not a date (yyyy-MM-dd)');
     expect(thrown(() => mapOne({ lx: 'cf', cfh: 'CF9', brid: 'Z9', kfsj: '2025-11-05 09:30:00', yp: [{ ypdm: 'a', ypmc: 'b', jl: 'x', jldw: 'mg' }] })).message).toBe(
@@ -596,6 +600,31 @@ describe('county JSON: what the schema refuses, by JSON path', () => {
 
   it('refuses an array where one record is expected', () => {
     expect(thrown(() => county.map('[]', ctx)).where).toBe('$');
+  });
+});
+
+describe('county JSON: zzd referral form', () => {
+  it('maps the down-referral to the referral pair, the discharge summary as a DocumentReference it carries', () => {
+    const [r] = mapFile('zzd-zhao-wei-down.json');
+    const sr = one<ServiceRequest>(r, 'ServiceRequest');
+    const task = one<Task>(r, 'Task');
+    const doc = one<DocumentReference>(r, 'DocumentReference');
+    expect(sr.id).toBe(id('referral', 'ZZ20251109001'));
+    expect([directionOf(sr.category), workflowKindOf(sr.category), sr.priority, sr.authoredOn]).toEqual(['down', 'referral', 'routine', '2025-11-09T15:30:00+08:00']);
+    expect([sr.subject, sr.requester, sr.performer]).toEqual([ref('Patient', 'patient', 'Z0000205'), ORG, [{ reference: 'Organization/community-centre-a' }]]);
+    expect(sr.reasonCode![0]).toEqual({ text: '病情稳定，转社区继续康复治疗' });
+    expect(sr.reasonCode![1].coding).toEqual(expect.arrayContaining([expect.objectContaining({ system: 'http://hl7.org/fhir/sid/icd-10', code: 'I10' })]));
+    expect(sr.supportingInfo).toEqual([{ reference: `DocumentReference/${doc.id}` }]);
+    expect(doc.type!.coding![0]).toEqual({ system: 'http://loinc.org', code: '18842-5', display: 'Discharge summary' });
+    expect(decode(doc.content[0].attachment.data!)).toContain('氨氯地平');
+    expect([task.status, task.focus, task.owner, task.requester]).toEqual(['requested', { reference: `ServiceRequest/${sr.id}` }, { reference: 'Organization/community-centre-a' }, ORG]);
+    expect(r.createOnly).toContain(`urn:uuid:${task.id}`);
+  });
+
+  it('names zrjg when the receiver is the sender itself, and zzlx when it is neither 上转 nor 下转', () => {
+    const form = JSON.parse(read('zzd-zhao-wei-down.json')) as Record<string, unknown>;
+    expect(thrown(() => mapOne({ ...form, zrjg: 'county-hospital' })).where).toBe('$.zrjg');
+    expect(thrown(() => mapOne({ ...form, zzlx: '平转' })).where).toBe('$.zzlx');
   });
 });
 

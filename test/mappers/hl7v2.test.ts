@@ -19,7 +19,7 @@ import type {
   ServiceRequest,
 } from '@medplum/fhirtypes';
 import iconv from 'iconv-lite';
-import { Terminology, type MapContext, type SourceConfig } from '../../mappers/context';
+import { facilityNames, Terminology, type MapContext, type SourceConfig } from '../../mappers/context';
 import { ackCodeFor, decodeEr7, mapHl7v2 } from '../../mappers/hl7v2';
 import { isUnverified } from '../../mappers/identifiers';
 import { resourceId } from '../../mappers/ids';
@@ -30,11 +30,12 @@ const FIXTURES = join(__dirname, '../../fixtures');
 const DIR = join(FIXTURES, 'messages/city-hospital');
 const BROKEN = join(FIXTURES, 'messages/broken/city-hospital');
 
-const source = (JSON.parse(readFileSync(join(FIXTURES, 'demo-sources.json'), 'utf8')) as SourceConfig[]).find((s) => s.id === 'city-hospital')!;
+const sources = JSON.parse(readFileSync(join(FIXTURES, 'demo-sources.json'), 'utf8')) as SourceConfig[];
+const source = sources.find((s) => s.id === 'city-hospital')!;
 const conceptMaps = ['lab', 'exam', 'dx', 'drug'].map(
   (k) => JSON.parse(readFileSync(join(__dirname, `../../mappers/terminology/city-hospital-${k}.json`), 'utf8')) as ConceptMap,
 );
-const ctx: MapContext = { source, terminology: new Terminology(conceptMaps) };
+const ctx: MapContext = { source, terminology: new Terminology(conceptMaps), facilities: facilityNames(sources) };
 
 const FACILITY = 'city-hospital';
 const LIS = 'http://example.org/fhir/CodeSystem/city-hospital-lis';
@@ -135,6 +136,8 @@ describe('every city-hospital fixture', () => {
       'oru-r01-ecg-wang-xiaoming.hl7',
       'oru-r01-pathology-li-xiuying.hl7',
       'rde-o11-zhang-lijuan-diabetes.hl7',
+      'ref-i12-wang-xiaoming-down.hl7',
+      'ref-i14-wang-xiaoming-cancel.hl7',
     ]);
   });
 
@@ -157,12 +160,12 @@ describe('every city-hospital fixture', () => {
     expect(inBundle.size).toBe(first.bundle.entry!.length);
     for (const url of first.createOnly) expect(first.bundle.entry!.some((e) => e.fullUrl === url)).toBe(true);
     // Every reference to a clinical resource points into the bundle, except the facility's
-    // Organization, a merge's retired Patient, and a result's order (the ORM/OMG writes it).
+    // Organization (and a referral's receiving one), a merge's retired Patient, and a result's order (the ORM/OMG writes it).
     const references = JSON.stringify(first.bundle).match(/"reference":"[^"]+"/g) ?? [];
     const isResult = name.startsWith('oru-');
     for (const r of references) {
       const target = r.slice('"reference":"'.length, -1);
-      if (target === 'Organization/city-hospital' || target === first.merge?.retired || (isResult && target.startsWith('ServiceRequest/'))) continue;
+      if (target.startsWith('Organization/') || target === first.merge?.retired || (isResult && target.startsWith('ServiceRequest/'))) continue;
       expect(inBundle).toContain(target);
     }
   });
