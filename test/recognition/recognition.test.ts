@@ -4,7 +4,8 @@
  * person; Y is another patient; Z opted out at A, and her result at B is B's. All synthetic.
  */
 import request from 'supertest';
-import type { Bundle, Parameters, ServiceRequest } from '@medplum/fhirtypes';
+import type { AuditEvent, Bundle, Parameters, ServiceRequest } from '@medplum/fhirtypes';
+import { auditTrail } from '../../gateway/audit/trail';
 import { createApp } from '../../gateway/app';
 import { agentFor, testAuth } from '../support/auth';
 import { labObservation } from '../support/fixtures';
@@ -30,6 +31,7 @@ describe('result recognition (PostgreSQL, tokens, patient index)', () => {
   let app: ReturnType<typeof createApp>;
   let a: request.Agent;
   let b: request.Agent;
+  const audited: AuditEvent[] = [];
   const put = async (agent: request.Agent, r: { resourceType: string; id?: string }) => {
     const res = await agent.put(`/fhir/${r.resourceType}/${r.id}`).set('Content-Type', FHIR).send(r);
     expect([res.status, res.body.issue]).toEqual([expect.any(Number), undefined]);
@@ -38,7 +40,7 @@ describe('result recognition (PostgreSQL, tokens, patient index)', () => {
 
   beforeAll(async () => {
     store = await openIndexedStore('postgres', { access: { mrnSystems: { [mrnSystem(A)]: A, [mrnSystem(B)]: B } } });
-    app = createApp({ repo: store.repo, mpi: (store as TestStore & { mpi: never }).mpi, auth: await testAuth() });
+    app = createApp({ repo: store.repo, mpi: (store as TestStore & { mpi: never }).mpi, auth: await testAuth(), audit: auditTrail({ record: (e) => audited.push(e) }, { observer: { name: 'recognition-suite', url: 'http://gateway.test/fhir' } }) });
     a = await agentFor(app, A);
     b = await agentFor(app, B);
     const X = idNumber('1962-04-02', 21);
@@ -108,6 +110,14 @@ describe('result recognition (PostgreSQL, tokens, patient index)', () => {
     expect(noPatient.body.issue[0].diagnostics).toContain('patientId');
     const notBundle = await a.post('/cds-services/result-recognition-order-sign').send({ hook: 'order-sign', context: { patientId: 'xa', draftOrders: [] } }).expect(400);
     expect(notBundle.body.issue[0].diagnostics).toContain('draftOrders');
+  });
+
+  it('a CDS Hooks call is audited with the patient whose results it read', async () => {
+    audited.length = 0;
+    await sign('xa', [order('draft-glu', 'xa', '2345-7')]).expect(200);
+    await new Promise((r) => setImmediate(r));
+    const refs = audited.flatMap((e) => (e.entity ?? []).map((x) => x.what?.reference));
+    expect(refs).toEqual(expect.arrayContaining(['Patient/xa', 'Patient/xb']));
   });
 
   it('without a token the service answers 401', async () => {
