@@ -5,6 +5,7 @@ import { FhirError, outcome } from '../store/errors';
 import type { PatientIndex } from '../mpi';
 import type { Auth } from './auth';
 import { officeOnly } from './auth/require';
+import { cdsRouter, recognitionOperationRouter } from './cds/routes';
 import { exportRouter } from './export/routes';
 import type { ExportService } from './export/service';
 import { patientIndexRouter } from './fhir/patient-index';
@@ -46,7 +47,7 @@ export interface AppDeps {
   maxBodyBytes?: number;
 }
 
-const API_PATHS = ['/fhir', '/ingest', '/imports'];
+const API_PATHS = ['/fhir', '/ingest', '/imports', '/cds-services'];
 
 const JSON_TYPES = ['application/json', 'application/fhir+json', 'application/json-patch+json'];
 
@@ -61,7 +62,7 @@ export function createApp(deps: AppDeps): Express {
   if (deps.audit) app.use(API_PATHS, deps.audit);
   if (auth) {
     // Guarded by prefix before any router mounts there, so a route added later is never open.
-    app.use(['/ingest', '/imports', '/admin', '/workflows'], auth.authenticate);
+    app.use(['/ingest', '/imports', '/admin', '/workflows', '/cds-services'], auth.authenticate);
     app.use('/fhir', (req, res, next) => ((req.method === 'GET' || req.method === 'HEAD') && req.path === '/metadata' ? next() : auth.authenticate(req, res, next)));
   }
   // After authentication: the limit is per client.
@@ -69,6 +70,8 @@ export function createApp(deps: AppDeps): Express {
   if (deps.admin) app.use('/admin/queues', officeOnly('The queue dashboard'), deps.admin);
   app.use('/fhir', express.json({ type: JSON_TYPES, limit, strict: true }));
   app.use('/fhir', express.urlencoded({ extended: false, type: 'application/x-www-form-urlencoded', limit }));
+  app.use('/cds-services', express.json({ limit, strict: true }), cdsRouter({ repo: deps.repo, mpi: deps.mpi }));
+  app.use('/fhir', recognitionOperationRouter({ repo: deps.repo, mpi: deps.mpi }));
   if (deps.mpi) app.use('/fhir', patientIndexRouter(deps.repo, deps.mpi, deps.baseUrl));
   // Before the generic routes, which would take `$export` for a type or an id.
   if (deps.exports) app.use('/fhir', exportRouter(deps.repo, deps.exports, deps.baseUrl));

@@ -23,6 +23,8 @@ export function describeRequest(method: string, pathname: string, body?: unknown
   const parts = pathname.split('/').filter((p) => p !== '').map(safeDecode);
   const [root, ...rest] = parts;
   if (root === 'ingest' || root === 'imports') return describeReceipt(method, root, rest);
+  // A CDS Hooks call reads the patient's results, so it is audited like an operation.
+  if (root === 'cds-services') return { interaction: 'operation', operation: rest[0] ?? 'cds-discovery', detail: `/${parts.join('/')}` };
   if (root !== 'fhir') return undefined;
   const m = method.toUpperCase();
   const [a, b, c, d] = rest;

@@ -4,6 +4,7 @@ import { getParams, resourceTypes } from '../../store/search-params';
 type RestResource = CapabilityStatementRestResource;
 
 const INTERACTIONS = ['read', 'vread', 'update', 'delete', 'history-instance', 'history-type', 'create', 'search-type'] as const;
+const RECOGNITION = { name: 'recognition', definition: 'urn:consortium:OperationDefinition/ServiceRequest-recognition', documentation: 'Results the consortium already holds that stand in for the given orders (检查结果互认); also as CDS Hooks at /cds-services.' };
 const EVERYTHING = { name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' };
 const BULK = 'http://hl7.org/fhir/uv/bulkdata';
 const EXPORT_DOC =
@@ -34,6 +35,7 @@ export function capabilityStatement(baseUrl: string, opts: CapabilityOptions = {
   const systemOps = [EVERYTHING, ...(opts.patientIndex ? [{ name: 'mpi-reviews', definition: `${OPERATION_BASE}/mpi-reviews` }] : []), ...(opts.bulkExport ? [EXPORT.system] : [])];
   const resource = resources.map((r): RestResource => {
     if (r.type === 'Patient') return { ...r, operation: patientOps, ...(opts.patientIndex ? { documentation: PATIENT_INDEX_DOC } : {}) };
+    if (r.type === 'ServiceRequest') return { ...r, operation: [RECOGNITION] };
     if (r.type === 'Group' && opts.bulkExport) return { ...r, operation: [EXPORT.Group] };
     if (r.type === 'MeasureReport') return { ...r, operation: [{ name: 'referral-flows', definition: `${OPERATION_BASE}/referral-flows` }] };
     if (r.type === 'Task') return { ...r, documentation: TASK_DOC };
