@@ -13,6 +13,8 @@
  *   patient, `requester` the referring Organization and `owner` the receiving one. Its status
  *   is the referral's state; who may move it is in workflows/referral/transitions.ts.
  */
+import type { Resource, Task } from '@medplum/fhirtypes';
+
 export const WORKFLOW_CATEGORY_SYSTEM = 'http://consortium.example/fhir/CodeSystem/workflow-category';
 export const DIRECTION_SYSTEM = 'http://consortium.example/fhir/CodeSystem/referral-direction';
 
@@ -34,6 +36,11 @@ export const DIRECTION: Record<Direction, { system: string; code: Direction; dis
 export const TASK_CODE = { system: 'http://hl7.org/fhir/CodeSystem/task-code', code: 'fulfill' };
 
 export type WorkflowKind = 'referral' | 'reading';
+
+/** Whether a Task is a consortium workflow Task (its code is TASK_CODE). */
+export function isWorkflowTask(resource: Resource | undefined): resource is Task {
+  return resource?.resourceType === 'Task' && ((resource as Task).code?.coding ?? []).some((c) => c.system === TASK_CODE.system && c.code === TASK_CODE.code);
+}
 
 /** The workflow a ServiceRequest's categories make it part of, if any. */
 export function workflowKindOf(categories: { coding?: { system?: string; code?: string }[] }[] | undefined): WorkflowKind | undefined {

@@ -374,11 +374,9 @@ export class Repository {
   private guard(intent: WriteIntent, prior: Prior | undefined, facility: string | undefined): { author: string | null } | undefined {
     const guards = this.options.guards?.filter((g) => g.type === intent.type);
     if (!guards?.length) return undefined;
-    // Unrestricted writers have no facility; a facility context with none was refused above.
-    const writer = this.access && !this.access.unrestricted ? facility : undefined;
     const before = prior?.content ? (JSON.parse(prior.content) as Resource) : undefined;
     for (const g of guards) {
-      const decision = g.check({ facility: writer, id: intent.id, prior: before, next: intent.resource, at: intent.at });
+      const decision = g.check({ facility, id: intent.id, prior: before, next: intent.resource, at: intent.at });
       if (decision) return decision;
     }
     return undefined;

@@ -4,16 +4,12 @@
  * the requester as author whoever moved it, so the requester can still cancel and both ends
  * keep reading it. Other Tasks stay under the author rule.
  */
-import type { Resource, Task } from '@medplum/fhirtypes';
-import { TASK_CODE } from '../../profiles/referral';
+import type { Task } from '@medplum/fhirtypes';
+import { isWorkflowTask } from '../../profiles/referral';
 import { authorOf } from '../../store/access-labels';
 import { forbidden } from '../../store/errors';
 import type { Repository, WriteGuard } from '../../store/repository';
 import { checkChange, checkCreate } from './transitions';
-
-function isWorkflowTask(resource: Resource | undefined): resource is Task {
-  return resource?.resourceType === 'Task' && ((resource as Task).code?.coding ?? []).some((c) => c.system === TASK_CODE.system && c.code === TASK_CODE.code);
-}
 
 export const workflowTaskGuard: WriteGuard = {
   type: 'Task',

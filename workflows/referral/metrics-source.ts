@@ -5,7 +5,7 @@
  * consortium office's.
  */
 import type { ServiceRequest, Task } from '@medplum/fhirtypes';
-import { TASK_CODE } from '../../profiles/referral';
+import { isWorkflowTask } from '../../profiles/referral';
 import type { Repository } from '../../store/repository';
 import type { Cursor } from '../../store/search/query';
 import type { WorkflowCase } from './metrics';
@@ -20,7 +20,7 @@ export async function loadCases(repo: Repository, since: string): Promise<Workfl
     for (const entry of page.entries) {
       if (entry.deleted) continue;
       const task = entry.resource as Task;
-      if (!task.code?.coding?.some((c) => c.system === TASK_CODE.system && c.code === TASK_CODE.code)) continue;
+      if (!isWorkflowTask(task)) continue;
       versions.set(entry.id, [...(versions.get(entry.id) ?? []), task]);
     }
     cursor = page.next;

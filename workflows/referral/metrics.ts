@@ -51,9 +51,11 @@ const orgId = (ref: string | undefined): string | undefined => ref?.match(/^Orga
 const instant = (t: Task): number => Date.parse(t.meta?.lastUpdated ?? t.authoredOn ?? '');
 const minutesBetween = (from: Task, to: Task): number => (instant(to) - instant(from)) / 60_000;
 
+const COMPLETED = new Set(['completed']);
+
 /** When the case first reached one of `statuses`, as its version. */
-function reached(c: WorkflowCase, statuses: Set<string> | string): Task | undefined {
-  return c.versions.find((v) => (typeof statuses === 'string' ? v.status === statuses : statuses.has(v.status ?? '')));
+function reached(c: WorkflowCase, statuses: Set<string>): Task | undefined {
+  return c.versions.find((v) => statuses.has(v.status ?? ''));
 }
 
 function quantile(values: number[], q: number): number | null {
@@ -90,7 +92,7 @@ export function workflowFigures(cases: WorkflowCase[], period: { start: string; 
     const kind = workflowKindOf(c.request?.category);
     if (kind === 'reading') {
       figures(owner).readings++;
-      const done = reached(c, 'completed');
+      const done = reached(c, COMPLETED);
       if (done) {
         const priority = first.priority ?? c.request?.priority ?? 'routine';
         turnaround.set(priority, [...(turnaround.get(priority) ?? []), minutesBetween(first, done)]);
