@@ -1,4 +1,5 @@
 import type { SqlExecutor } from './db/database';
+import { releaseLease, takeLease } from './lease';
 
 /** A resource version waiting to be sent upstream; `content` null for a deletion. */
 export interface PendingChange {
@@ -51,19 +52,10 @@ export const forwardLog = {
     return rows.length > 0;
   },
 
-  /** One forwarder at a time: the lease is taken (or kept) by `owner` for `seconds`; false when another holds it. */
-  async lease(sql: SqlExecutor, owner: string, seconds: number): Promise<boolean> {
-    const rows = await sql.query(
-      `UPDATE forward_state SET owner = $1, lease_until = now() + make_interval(secs => $2)
-       WHERE owner = $1 OR owner IS NULL OR lease_until < now() RETURNING owner`,
-      [owner, seconds],
-    );
-    return rows.length > 0;
-  },
+  /** One forwarder at a time (store/lease.ts). */
+  lease: (sql: SqlExecutor, owner: string, seconds: number): Promise<boolean> => takeLease(sql, 'forward_state', owner, seconds),
 
-  async release(sql: SqlExecutor, owner: string): Promise<void> {
-    await sql.query(`UPDATE forward_state SET owner = NULL, lease_until = NULL WHERE owner = $1`, [owner]);
-  },
+  release: (sql: SqlExecutor, owner: string): Promise<void> => releaseLease(sql, 'forward_state', owner),
 
   /** The oldest committed changes, in the order they were written, each with the version's content. */
   async pending(sql: SqlExecutor, limit: number): Promise<PendingChange[]> {

@@ -292,6 +292,45 @@ const MIGRATIONS: string[] = [
   END
   $$
   `,
+  // Notifications (FHIR Subscriptions, workers/notify): a row trigger records, in the writer's
+  // transaction, each version of a type some Subscription watches, for the dispatcher to match
+  // against the criteria. Its WHEN clause names the watched types as constants (rewritten by
+  // store/notify-log.ts when they change), so a write of any other type costs no function call
+  // and no row; Subscriptions themselves are always captured, which is how the dispatcher
+  // learns of a new one. `xid` plays the part it plays for forwarding.
+  `
+  CREATE TABLE notify_state (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    watched text[] NOT NULL DEFAULT '{}',
+    owner text,
+    lease_until timestamptz
+  );
+  INSERT INTO notify_state DEFAULT VALUES;
+  CREATE TABLE notify_outbox (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    type text NOT NULL,
+    id text NOT NULL,
+    version integer NOT NULL,
+    xid xid8 NOT NULL DEFAULT pg_current_xact_id()
+  );
+  CREATE FUNCTION notify_capture() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO notify_outbox (type, id, version) VALUES (NEW.type, NEW.id, NEW.version);
+    RETURN NULL;
+  END
+  $$;
+  CREATE TRIGGER notify_captured AFTER INSERT OR UPDATE ON resource FOR EACH ROW WHEN (NEW.type IN ('Subscription')) EXECUTE FUNCTION notify_capture();
+  CREATE TABLE notify_dead_letter (
+    subscription_id text NOT NULL,
+    type text NOT NULL,
+    id text NOT NULL,
+    version integer NOT NULL,
+    attempts integer NOT NULL,
+    error text NOT NULL,
+    failed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (subscription_id, type, id, version)
+  )
+  `,
 ];
 
 /** Migration 4's labelling of the versions stored before it (a fixed text: names no value from a request). */

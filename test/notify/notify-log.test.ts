@@ -1,0 +1,107 @@
+import type { Observation, Patient, Subscription } from '@medplum/fhirtypes';
+import { notifyLog } from '../../store/notify-log';
+import { DRIVERS, openTestStore, type TestStore } from '../support/stores';
+
+const patient: Patient = { resourceType: 'Patient', name: [{ family: '测试' }] };
+const observation: Observation = { resourceType: 'Observation', status: 'final', code: { text: 'Hb' } };
+const subscription: Subscription = { resourceType: 'Subscription', status: 'requested', reason: 'test', criteria: 'Observation?status=final', channel: { type: 'rest-hook', endpoint: 'http://127.0.0.1:9/hook' } };
+
+describe.each(DRIVERS)('the notification outbox on %s', (driver) => {
+  let store: TestStore;
+  beforeAll(async () => {
+    store = await openTestStore(driver);
+  });
+  afterAll(() => store.close());
+  // One store per driver (PGlite takes seconds to open); each test starts from an empty outbox.
+  afterEach(async () => {
+    await store.db.transaction((tx) => notifyLog.watch(tx, []));
+    for (const table of ['notify_outbox', 'notify_dead_letter']) await store.db.query(`DELETE FROM ${table}`);
+    await store.db.query('UPDATE notify_state SET owner = NULL, lease_until = NULL');
+  });
+
+  const pendingKinds = async (): Promise<string[]> => (await notifyLog.pending(store.db, 100)).map((c) => `${c.type}/${c.version}`);
+
+  it('captures Subscriptions always and other types only once they are watched, with each version', async () => {
+    await store.repo.create(observation);
+    const sub = await store.repo.create(subscription);
+    expect(await pendingKinds()).toEqual(['Subscription/1']);
+
+    expect(await store.db.transaction((tx) => notifyLog.watch(tx, ['Observation']))).toBe(true);
+    expect(await store.db.transaction((tx) => notifyLog.watch(tx, ['Observation']))).toBe(false);
+    const obs = await store.repo.create(observation);
+    await store.repo.create(patient);
+    await store.repo.update({ ...(obs.stored.resource as Observation), status: 'amended' });
+    await store.repo.delete('Observation', obs.stored.id);
+    await store.repo.update({ ...(sub.stored.resource as Subscription), status: 'off' });
+    expect(await pendingKinds()).toEqual(['Subscription/1', 'Observation/1', 'Observation/2', 'Observation/3', 'Subscription/2']);
+
+    // Unwatched again: Observations are no longer captured, Subscriptions still are.
+    await store.db.transaction((tx) => notifyLog.watch(tx, []));
+    await store.repo.create(observation);
+    await store.repo.create(subscription);
+    expect((await pendingKinds()).slice(5)).toEqual(['Subscription/1']);
+  });
+
+  it('keeps a change until it is done, and rows taken in order', async () => {
+    await store.db.transaction((tx) => notifyLog.watch(tx, ['Patient']));
+    for (let i = 0; i < 5; i++) await store.repo.create(patient);
+    const first = await notifyLog.pending(store.db, 3);
+    expect(first.map((c) => c.seq)).toEqual([...first.map((c) => c.seq)].sort((a, b) => a - b));
+    await notifyLog.done(store.db, first.map((c) => c.seq));
+    const rest = await notifyLog.pending(store.db, 10);
+    expect(rest).toHaveLength(2);
+    expect(rest.every((c) => c.seq > first[2].seq)).toBe(true);
+    expect(await notifyLog.backlog(store.db)).toBe(2);
+  });
+
+  it('refuses to watch something that is not a resource type (the name goes into DDL)', async () => {
+    await expect(store.db.transaction((tx) => notifyLog.watch(tx, ["Patient') OR true; --"]))).rejects.toThrow(/not a resource type/);
+    await expect(store.db.transaction((tx) => notifyLog.watch(tx, ['Bogus']))).rejects.toThrow(/not a resource type/);
+  });
+
+  it('keeps dead letters per Subscription until they are forgotten', async () => {
+    const letter = { subscription: 's1', type: 'Task', id: 't1', version: 2, attempts: 8, error: 'the endpoint answered 503' };
+    await notifyLog.deadLetter(store.db, letter);
+    await notifyLog.deadLetter(store.db, { ...letter, attempts: 9 });
+    await notifyLog.deadLetter(store.db, { ...letter, subscription: 's2' });
+    const s1 = await notifyLog.deadLetters(store.db, ['s1']);
+    expect(s1).toEqual([expect.objectContaining({ subscription: 's1', type: 'Task', id: 't1', version: 2, attempts: 9, error: 'the endpoint answered 503' })]);
+    await notifyLog.forget(store.db, s1);
+    expect(await notifyLog.deadLetters(store.db, ['s1', 's2'])).toHaveLength(1);
+  });
+
+  it('lets one dispatcher hold the lease at a time', async () => {
+    expect(await notifyLog.lease(store.db, 'a', 30)).toBe(true);
+    expect(await notifyLog.lease(store.db, 'b', 30)).toBe(false);
+    expect(await notifyLog.lease(store.db, 'a', 30)).toBe(true);
+    await notifyLog.release(store.db, 'a');
+    expect(await notifyLog.lease(store.db, 'b', 30)).toBe(true);
+  });
+});
+
+describe('the notification outbox on postgres, with transactions in flight', () => {
+  let store: TestStore;
+  beforeAll(async () => {
+    store = await openTestStore('postgres');
+  });
+  afterAll(() => store.close());
+
+  it('does not hand out a change while an earlier transaction could still commit one before it', async () => {
+    await store.db.transaction((tx) => notifyLog.watch(tx, ['Patient']));
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let written!: () => void;
+    const wrote = new Promise<void>((r) => (written = r));
+    const slow = store.repo.transaction(async (repo) => {
+      await repo.create(patient);
+      written();
+      await held;
+    });
+    await wrote;
+    await store.repo.create(patient); // commits after the slow one began
+    expect(await notifyLog.pending(store.db, 10)).toEqual([]);
+    release();
+    await slow;
+    expect(await notifyLog.pending(store.db, 10)).toHaveLength(2);
+  });
+});
