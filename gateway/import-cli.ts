@@ -9,7 +9,7 @@
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PatientIndex } from '../mpi';
-import { attachWorkflows } from '../workflows/referral/guard';
+import { attachWorkflows } from '../workflows/attach';
 import { loadRules } from '../mpi/rules';
 import { createValidator } from '../profiles/validator';
 import { importLog, type ImportFormat, type ImportJob, type ImportProgress } from '../store/imports';
@@ -62,7 +62,7 @@ async function main(): Promise<number> {
     { validate: createValidator(), access: { mrnSystems: sources.mrnSystems } },
   );
   mpi.attach(store.repo);
-  attachWorkflows(store.repo);
+  attachWorkflows(store.repo, { subscriptionEndpoints: config.notify.endpoints });
   const connection = redisConnection(redisUrl);
   const queue = importQueue(connection, config.queuePrefix);
   const worker = startImportWorker({ repo: store.repo, sources, log, mpi, queue }, { connection, concurrency: config.importConcurrency, prefix: config.queuePrefix });

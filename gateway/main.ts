@@ -12,7 +12,7 @@ import express from 'express';
 import Redis from 'ioredis';
 import { createValidator, type Validator } from '../profiles/validator';
 import { PatientIndex } from '../mpi';
-import { attachWorkflows } from '../workflows/referral/guard';
+import { attachWorkflows } from '../workflows/attach';
 import { loadRules } from '../mpi/rules';
 import { openStore, type OpenStore } from '../store/open';
 import { auditQueue, startAuditWorker, type AuditJob } from '../workers/audit';
@@ -20,6 +20,7 @@ import { forwardLog } from '../store/forward-log';
 import { Forwarder } from '../workers/forward';
 import { startImportRecovery, startImportWorker } from '../workers/import/worker';
 import { startIngestWorker } from '../workers/ingest';
+import { startNotifications } from '../workers/notify';
 import { registerQueueDepth } from '../workers/metrics';
 import { importQueue, ingestQueue, redisConnection, type ImportJobData, type IngestJob } from '../workers/queues';
 import { startRecovery } from '../workers/recovery';
@@ -37,6 +38,7 @@ import { auditTrail } from './audit/trail';
 import { loadDemo, loadDemoMessages } from './demo';
 import { ExportService } from './export/service';
 import { createMllpServer } from './ingest/mllp';
+import { attachWebsocket } from './notify/websocket';
 import { IngestService } from './ingest/service';
 import { ConfigError, loadConfig, redactUrl, type Config } from './config';
 import { applyServerTimeouts, rateLimit, requestTimeout, securityHeaders } from './hardening';
@@ -71,6 +73,8 @@ interface Running {
   audit?: AuditRecorder;
   exports?: ExportService;
   stopRecovery?: () => void;
+  notify?: { stop(): Promise<void> };
+  websocket?: { close(): Promise<void> };
   demo?: Promise<void>;
   stopDemo: boolean;
 }
@@ -166,7 +170,7 @@ async function start(state: Running, log: Logger): Promise<void> {
 
   const store = state.store;
   mpi.attach(store.repo);
-  attachWorkflows(store.repo);
+  attachWorkflows(store.repo, { subscriptionEndpoints: config.notify.endpoints });
   const connection = redisConnection(redisUrl!);
   const queue = (state.queue = ingestQueue(connection, config.queuePrefix));
   registerQueueDepth(queue);
@@ -209,6 +213,8 @@ async function start(state: Running, log: Logger): Promise<void> {
   state.audit = new AuditRecorder({ queue: audits, repo: store.repo, log: auditLog, spill: new AuditSpill(join(config.dataDir, 'audit-spill')) });
   await state.audit.replaySpill().catch((err: Error) => auditLog.error({ err: oneLine(err) }, 'could not write the spilled audit events; they stay on disk'));
   if (config.auditWorker) state.auditWorker = startAuditWorker({ repo: store.repo, log: auditLog }, { connection, prefix: config.queuePrefix });
+  const notifyLog = logger.child({ component: 'notify' });
+  if (config.inlineWorker) state.notify = startNotifications(store.db, store.repo, notifyLog, { connection, prefix: config.queuePrefix, attempts: config.notify.attempts });
 
   // The logger's err serializer keeps name, code and masked message: never the stack, nor a driver's `detail`.
   const onError = (err: unknown): void => logger.error({ err }, 'unexpected error while handling a request');
@@ -243,6 +249,7 @@ async function start(state: Running, log: Logger): Promise<void> {
 
   const server = createServer(app);
   applyServerTimeouts(server, config.requestTimeoutMs);
+  state.websocket = attachWebsocket(server, { repo: store.repo, verify: auth.verify, subscriber: new Redis(redisUrl!), prefix: config.queuePrefix, log: notifyLog });
   state.server = await listen(server, config.port, 'PORT');
   if (config.mllpPort) {
     let tls: { cert: Buffer; key: Buffer; ca: Buffer } | undefined;
@@ -343,6 +350,7 @@ function installSignalHandlers(state: Running, log: Logger): void {
 /** Closes what is open, in reverse order of opening; safe to call at any point of startup. */
 async function cleanup(state: Running): Promise<void> {
   state.stopDemo = true;
+  await state.websocket?.close();
   const server = state.server;
   if (server) {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -359,6 +367,7 @@ async function cleanup(state: Running): Promise<void> {
   if (state.worker) await state.worker.close();
   if (state.queue) await state.queue.close();
   await state.forwarder?.stop();
+  await state.notify?.stop();
   state.stopImportRecovery?.();
   if (state.importWorker) await state.importWorker.close();
   if (state.importQueue) await state.importQueue.close();

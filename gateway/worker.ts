@@ -1,10 +1,10 @@
 /**
- * Process entry for `npm run worker`: the ingest, import and audit workers, for deployments that scale
+ * Process entry for `npm run worker`: the ingest, import, audit and notification workers, for deployments that scale
  * them apart from the HTTP gateway (run the gateway with INGEST_WORKER=false, AUDIT_WORKER=false). Needs DATABASE_URL
  * and REDIS_URL: an embedded PGlite or a private Redis belongs to one gateway process.
  */
 import { PatientIndex } from '../mpi';
-import { attachWorkflows } from '../workflows/referral/guard';
+import { attachWorkflows } from '../workflows/attach';
 import { loadRules } from '../mpi/rules';
 import { createValidator } from '../profiles/validator';
 import { openStore } from '../store/open';
@@ -12,6 +12,7 @@ import { startAuditWorker } from '../workers/audit';
 import { Forwarder } from '../workers/forward';
 import { startImportRecovery, startImportWorker } from '../workers/import/worker';
 import { startIngestWorker } from '../workers/ingest';
+import { startNotifications } from '../workers/notify';
 import { importQueue, ingestQueue, redisConnection } from '../workers/queues';
 import { startRecovery } from '../workers/recovery';
 import { loadSources } from '../workers/sources';
@@ -27,7 +28,7 @@ async function main(): Promise<void> {
   const mpi = new PatientIndex(loadRules(config.mpiRulesFile));
   const store = await openStore({ databaseUrl: config.databaseUrl, maxConnections: config.pgMaxConnections }, { validate: createValidator(), access: { mrnSystems: sources.mrnSystems } });
   mpi.attach(store.repo);
-  attachWorkflows(store.repo);
+  attachWorkflows(store.repo, { subscriptionEndpoints: config.notify.endpoints });
   const connection = redisConnection(config.redisUrl);
   const queue = ingestQueue(connection, config.queuePrefix);
   const worker = startIngestWorker({ repo: store.repo, sources, log, mpi }, { connection, concurrency: config.workerConcurrency, prefix: config.queuePrefix });
@@ -39,7 +40,8 @@ async function main(): Promise<void> {
   const forwarder = config.forward ? new Forwarder(store.db, config.forward, logger.child({ component: 'forward' })) : undefined;
   await forwarder?.start();
   const auditWorker = startAuditWorker({ repo: store.repo, log: logger.child({ component: 'audit' }) }, { connection, prefix: config.queuePrefix });
-  log.info({ concurrency: config.workerConcurrency }, 'ingest, import and audit workers running');
+  const notify = startNotifications(store.db, store.repo, logger.child({ component: 'notify' }), { connection, prefix: config.queuePrefix, attempts: config.notify.attempts });
+  log.info({ concurrency: config.workerConcurrency }, 'ingest, import, audit and notification workers running');
 
   let stopping = false;
   const stop = (signal: string): void => {
@@ -48,7 +50,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'stopping: finishing the jobs in flight');
     stopRecovery();
     stopImportRecovery();
-    Promise.all([worker.close(), importWorker.close(), auditWorker.close(), forwarder?.stop()])
+    Promise.all([worker.close(), importWorker.close(), auditWorker.close(), forwarder?.stop(), notify.stop()])
       .then(() => Promise.all([queue.close(), imports.close()]))
       .then(() => store.close())
       .then(() => process.exit(0), () => process.exit(1));

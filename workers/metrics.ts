@@ -31,6 +31,13 @@ export const forwardMetrics = {
 };
 
 /** Queue depth by job state, read from Redis when /metrics is scraped. */
+export const notifyMetrics = {
+  queued: once('notify_queued_total', () => new Counter({ name: 'notify_queued_total', help: 'Notifications queued: a write matched a Subscription' })),
+  delivered: once('notify_delivered_total', () => new Counter({ name: 'notify_delivered_total', help: 'Notifications the subscriber took, by channel', labelNames: ['channel'] })),
+  failures: once('notify_failures_total', () => new Counter({ name: 'notify_failures_total', help: 'Failed delivery attempts (each retried until the last)', labelNames: ['channel'] })),
+  dead: once('notify_dead_letters_total', () => new Counter({ name: 'notify_dead_letters_total', help: 'Notifications given up on after their last attempt (kept as dead letters)' })),
+};
+
 export function registerQueueDepth(queue: Queue, name = 'ingest_queue_jobs'): void {
   register.removeSingleMetric(name);
   new Gauge({

@@ -16,7 +16,7 @@ export interface AuthenticateDeps {
   officeFacility: string;
 }
 
-const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i;
+export const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i;
 const MAX_BREAK_GLASS = 500;
 
 /**
@@ -52,7 +52,8 @@ export function authenticate(deps: AuthenticateDeps): RequestHandler {
   };
 }
 
-async function verifyToken(deps: AuthenticateDeps, token: string): Promise<Principal> {
+/** The principal a bearer token stands for; throws when it is invalid, expired or from an issuer not trusted. */
+export async function verifyToken(deps: AuthenticateDeps, token: string): Promise<Principal> {
   const iss = decodeJwt(token).iss;
   if (iss === deps.tokens.issuer) {
     const claims = await deps.tokens.verify(token);

@@ -1,6 +1,7 @@
 import type { RequestHandler, Router } from 'express';
 import { AccessTokens } from './access-tokens';
-import { authenticate } from './authenticate';
+import { authenticate, verifyToken } from './authenticate';
+import type { Principal } from './principal';
 import type { ClientRegistry } from './clients';
 import type { ReplayGuard } from './replay';
 import type { SigningKey } from './signing-key';
@@ -24,6 +25,8 @@ export interface AuthOptions {
 export interface Auth {
   router: Router;
   authenticate: RequestHandler;
+  /** What `authenticate` does for a token that does not come in an HTTP request's middleware chain (a websocket's upgrade). */
+  verify(token: string): Promise<Principal>;
   tokenUrl: string;
 }
 
@@ -31,9 +34,11 @@ export function createAuth(opts: AuthOptions): Auth {
   const issuer = opts.issuer.replace(/\/+$/, '');
   const tokens = new AccessTokens(opts.signingKey, issuer, opts.audience, opts.tokenTtlSeconds);
   const tokenUrl = `${issuer}/auth/token`;
+  const deps = { tokens, clients: opts.clients, officeFacility: opts.officeFacility, users: opts.oidc && new UserTokens(opts.oidc) };
   return {
     tokenUrl,
     router: tokenRouter({ tokens, clients: opts.clients, tokenUrl, replay: opts.replay }),
-    authenticate: authenticate({ tokens, clients: opts.clients, officeFacility: opts.officeFacility, users: opts.oidc && new UserTokens(opts.oidc) }),
+    authenticate: authenticate(deps),
+    verify: (token) => verifyToken(deps, token),
   };
 }

@@ -10,7 +10,7 @@ import type { Bundle, DiagnosticReport, MeasureReport, Task } from '@medplum/fhi
 import { createApp } from '../../gateway/app';
 import { monthPeriod } from '../../gateway/workflows/routes';
 import { DIRECTION, SNOMED_REFERRAL, TASK_CODE, WORKFLOW_CATEGORY } from '../../profiles/referral';
-import { attachWorkflows } from '../../workflows/referral/guard';
+import { attachWorkflows } from '../../workflows/attach';
 import type { WorkflowFigures } from '../../workflows/referral/metrics';
 import { agentFor, OFFICE, testAuth } from '../support/auth';
 import { openIndexedStore } from '../support/mpi';

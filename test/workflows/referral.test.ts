@@ -11,7 +11,7 @@ import { createApp } from '../../gateway/app';
 import { auditTrail } from '../../gateway/audit/trail';
 import { DIRECTION, SNOMED_REFERRAL, TASK_CODE, WORKFLOW_CATEGORY, type Direction } from '../../profiles/referral';
 import { writeAuditEvents } from '../../workers/audit';
-import { attachWorkflows } from '../../workflows/referral/guard';
+import { attachWorkflows } from '../../workflows/attach';
 import { agentFor, OFFICE, testAuth } from '../support/auth';
 import { labObservation } from '../support/fixtures';
 import { openIndexedStore } from '../support/mpi';

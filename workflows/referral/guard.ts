@@ -8,7 +8,7 @@ import type { Task } from '@medplum/fhirtypes';
 import { isWorkflowTask } from '../../profiles/referral';
 import { authorOf } from '../../store/access-labels';
 import { forbidden } from '../../store/errors';
-import type { Repository, WriteGuard } from '../../store/repository';
+import type { WriteGuard } from '../../store/repository';
 import { checkChange, checkCreate } from './transitions';
 
 export const workflowTaskGuard: WriteGuard = {
@@ -26,8 +26,3 @@ export const workflowTaskGuard: WriteGuard = {
     return { author: authorOf(prior) };
   },
 };
-
-/** Registers the workflow guards on every write through `repo`'s store. */
-export function attachWorkflows(repo: Repository): void {
-  repo.guardWrites(workflowTaskGuard);
-}

@@ -1,0 +1,42 @@
+import type { ConnectionOptions, Queue } from 'bullmq';
+import Redis from 'ioredis';
+import type { Logger } from 'pino';
+import type { Database } from '../../store/db/database';
+import type { Repository } from '../../store/repository';
+import { QUEUE_PREFIX } from '../queues';
+import { startNotifyWorker } from './delivery';
+import { DEFAULT_DISPATCHER, Dispatcher, type DispatcherOptions } from './dispatcher';
+import { notifyQueue, type NotifyJob } from './queue';
+
+export interface NotificationOptions {
+  connection: ConnectionOptions;
+  prefix?: string;
+  /** Delivery attempts before a dead letter (NOTIFY_ATTEMPTS). */
+  attempts?: number;
+  /** First retry delay, doubling after (default 1 s). */
+  backoffMs?: number;
+  concurrency?: number;
+  dispatcher?: DispatcherOptions;
+}
+
+/**
+ * Notifications in this process: the dispatcher (which runs in one process at a time, by
+ * lease) and a delivery worker (any number run). `repo` must be unrestricted.
+ */
+export function startNotifications(db: Database, repo: Repository, log: Logger, opts: NotificationOptions): { queue: Queue<NotifyJob>; stop(): Promise<void> } {
+  const prefix = opts.prefix ?? QUEUE_PREFIX;
+  const queue = notifyQueue(opts.connection, prefix, opts.attempts, opts.backoffMs);
+  const dispatcher = new Dispatcher(db, repo, queue, log, opts.dispatcher ?? DEFAULT_DISPATCHER);
+  const redis = new Redis(opts.connection as never);
+  const worker = startNotifyWorker({ repo, redis, log }, { connection: opts.connection, prefix, concurrency: opts.concurrency });
+  dispatcher.start();
+  return {
+    queue,
+    async stop() {
+      await dispatcher.stop();
+      await worker.close();
+      await queue.close();
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
