@@ -2,7 +2,8 @@
  * Remote reading (远程心电) and the office's workflow figures, over the API with real tokens and
  * PostgreSQL: the community centre (C) records an ECG and asks the city hospital (A) to read
  * it; the hospital accepts from its queue, signs the report and completes the Task; the centre
- * reads the signed report. The figures then count the reading, its turnaround by priority, and
+ * reads the signed report, and each end is notified over a rest-hook: the hospital of the
+ * reading in its queue, the centre of the signed report. The figures then count the reading, its turnaround by priority, and
  * an up-referral the hospital accepted. All persons synthetic.
  */
 import request from 'supertest';
@@ -14,6 +15,7 @@ import { attachWorkflows } from '../../workflows/attach';
 import type { WorkflowFigures } from '../../workflows/referral/metrics';
 import { agentFor, OFFICE, testAuth } from '../support/auth';
 import { openIndexedStore } from '../support/mpi';
+import { restHook, startHookReceiver, subscribe, testNotifications, type HookReceiver } from '../support/notify';
 import { facilityPatient, mrnSystem } from '../support/people';
 import type { TestStore } from '../support/stores';
 
@@ -67,6 +69,8 @@ function workflowBundle(kind: 'reading' | 'up', supportingInfo: string[]): Bundl
 
 describe('remote reading and workflow figures (PostgreSQL, tokens)', () => {
   let store: TestStore;
+  let hooks: HookReceiver;
+  let notifications: ReturnType<typeof testNotifications>;
   const agents: Record<string, request.Agent> = {};
 
   const send = async (who: string, method: 'put' | 'post', path: string, body: object, status: number) => {
@@ -89,13 +93,22 @@ describe('remote reading and workflow figures (PostgreSQL, tokens)', () => {
     const app = createApp({ repo: store.repo, auth: await testAuth() });
     for (const f of [A, C, OFFICE]) agents[f] = await agentFor(app, f);
     await send(C, 'put', '/fhir/Patient/pc', facilityPatient('pc', { name: '周玉珍', gender: 'female', birthDate: '1955-07-21' }, C), 201);
+    hooks = await startHookReceiver();
+    notifications = testNotifications(store);
   });
-  afterAll(() => store.close());
+  afterAll(async () => {
+    await notifications.stop();
+    await hooks.close();
+    await store.close();
+  });
 
   it('the centre asks, the hospital reads from its queue and signs, the centre gets the report; the office sees the figures', async () => {
     const draft: DiagnosticReport = { resourceType: 'DiagnosticReport', id: 'pc-ecg', status: 'preliminary', code: { coding: [ECG] }, subject: { reference: 'Patient/pc' }, presentedForm: [{ contentType: 'application/pdf', title: '12导联心电图', data: Buffer.from('%PDF-1.4 synthetic').toString('base64') }] };
+    await subscribe(agents[A], `Task?owner=Organization/${A}&status=requested`, restHook(hooks, '/reading-queue'));
+    await subscribe(agents[C], 'DiagnosticReport?subject=Patient/pc&status=final', restHook(hooks, '/centre-reports'));
     await send(C, 'put', '/fhir/DiagnosticReport/pc-ecg', draft, 201);
     const [sr, task] = await submit(workflowBundle('reading', ['DiagnosticReport/pc-ecg']));
+    await hooks.next((h) => h.path === `/reading-queue/Task/${task}`, 'the reading request at the hospital');
 
     const queue = (await agents[A].get(`/fhir/Task?owner=Organization/${A}&status=requested&_include=Task:focus`).expect(200)).body as Bundle;
     expect(queue.entry?.map((e) => `${e.resource!.resourceType}/${e.resource!.id}`).sort()).toEqual([`ServiceRequest/${sr}`, `Task/${task}`]);
@@ -111,6 +124,9 @@ describe('remote reading and workflow figures (PostgreSQL, tokens)', () => {
       conclusion: '窦性心律，ST段未见明显异常',
     }, 201)) as DiagnosticReport;
     await move(A, task, { status: 'completed', output: [{ type: { text: 'signed report' }, valueReference: { reference: `DiagnosticReport/${signed.id}` } }] });
+    // The centre is told of the signed report (its own draft, preliminary, was not a match).
+    const told = await hooks.next((h) => h.path.startsWith('/centre-reports/'), 'the signed report at the centre');
+    expect([told.path, (told.resource as DiagnosticReport).conclusion]).toEqual([`/centre-reports/DiagnosticReport/${signed.id}`, '窦性心律，ST段未见明显异常']);
 
     const back = (await agents[C].get(`/fhir/DiagnosticReport?based-on=ServiceRequest/${sr}`).expect(200)).body as Bundle;
     expect(back.entry?.map((e) => (e.resource as DiagnosticReport).conclusion)).toEqual(['窦性心律，ST段未见明显异常']);

@@ -4,6 +4,8 @@
  * city hospital (A); the hospital treats and refers her back down with a discharge summary;
  * the county hospital (B) is on neither referral. X opted out of general sharing at the centre,
  * so the hospital reads the centre's records only while a referral between them is open.
+ * Each end is notified over a rest-hook Subscription: the hospital of the referral it receives,
+ * the centre of the down-referral with the discharge summary and of its own referral's close.
  */
 import request from 'supertest';
 import type { AuditEvent, Bundle, Resource, ServiceRequest, Task } from '@medplum/fhirtypes';
@@ -14,6 +16,7 @@ import { writeAuditEvents } from '../../workers/audit';
 import { attachWorkflows } from '../../workflows/attach';
 import { agentFor, OFFICE, testAuth } from '../support/auth';
 import { labObservation } from '../support/fixtures';
+import { restHook, startHookReceiver, subscribe, testNotifications, type HookReceiver } from '../support/notify';
 import { openIndexedStore } from '../support/mpi';
 import { facilityPatient, idNumber, mrnSystem, optOutConsent } from '../support/people';
 import type { TestStore } from '../support/stores';
@@ -66,6 +69,8 @@ function referral(direction: Direction, from: string, to: string, patient: strin
 
 describe('two-way referral across three facilities (PostgreSQL, tokens, patient index)', () => {
   let store: TestStore;
+  let hooks: HookReceiver;
+  let notifications: ReturnType<typeof testNotifications>;
   const agents: Record<string, request.Agent> = {};
   const audited: AuditEvent[] = [];
 
@@ -98,14 +103,26 @@ describe('two-way referral across three facilities (PostgreSQL, tokens, patient 
     await put(A, facilityPatient('xa', x, A));
     await put(C, labObservation('xc-glu', 'xc', '2345-7', 13.2, 'mmol/L', '2026-11-29'));
     await put(C, optOutConsent('xc-optout', 'xc'));
+    hooks = await startHookReceiver();
+    notifications = testNotifications(indexed);
   });
-  afterAll(() => store.close());
+  afterAll(async () => {
+    await notifications.stop();
+    await hooks.close();
+    await store.close();
+  });
 
   it('up, then down: the Task moves only as its two ends may, and the hospital sees the centre\'s record only while a referral is open', async () => {
     // Before any referral the opt-out hides the centre's result from the hospital.
     await agents[A].get('/fhir/Observation/xc-glu').expect(404);
+    await subscribe(agents[A], `Task?owner=Organization/${A}&status=requested`, restHook(hooks, '/hospital'));
+    await subscribe(agents[C], `Task?owner=Organization/${C}&status=requested`, restHook(hooks, '/centre-inbox'));
+    await subscribe(agents[C], `Task?requester=Organization/${C}&status=completed`, restHook(hooks, '/centre-closed'));
 
     const up = await refer(C, referral('up', C, A, 'xc', ['Observation/xc-glu']));
+    // The hospital is told of the referral it received, with the Task that names what to read.
+    const told = await hooks.next((h) => h.path === `/hospital/Task/${up.task}`, 'the up-referral at the hospital');
+    expect((told.resource as Task).focus?.reference).toBe(`ServiceRequest/${up.sr}`);
     // Open: the hospital reads the Task, its ServiceRequest and what it carries; the county hospital does not.
     await agents[A].get(`/fhir/Task/${up.task}`).expect(200);
     await agents[A].get(`/fhir/ServiceRequest/${up.sr}`).expect(200);
@@ -122,6 +139,9 @@ describe('two-way referral across three facilities (PostgreSQL, tokens, patient 
     expect(await move(A, up.task, { status: 'in-progress' })).toBe(200);
     expect(await move(C, up.task, { status: 'cancelled' })).toBe('409 Task.status');
     expect(await move(A, up.task, { status: 'completed', output: [{ type: { text: 'admission' }, valueString: '已收入内分泌科' }] })).toBe(200);
+    // The centre hears that its referral closed, and how.
+    const closed = await hooks.next((h) => h.path === `/centre-closed/Task/${up.task}`, 'the completed up-referral at the centre');
+    expect((closed.resource as Task).output?.[0]?.valueString).toBe('已收入内分泌科');
 
     // The history keeps each step, and the requester is still the author of every version.
     const history = await agents[C].get(`/fhir/Task/${up.task}/_history`).expect(200);
@@ -142,6 +162,9 @@ describe('two-way referral across three facilities (PostgreSQL, tokens, patient 
       content: [{ attachment: { contentType: 'text/plain; charset=utf-8', data: Buffer.from('出院小结：血糖平稳，二甲双胍 0.5g bid').toString('base64') } }],
     });
     const down = await refer(A, referral('down', A, C, 'xa', ['DocumentReference/xa-discharge']));
+    // The centre is told of the down-referral; what it carries names the discharge summary, which it can read.
+    const inbox = await hooks.next((h) => h.path === `/centre-inbox/Task/${down.task}`, 'the down-referral at the centre');
+    expect((inbox.resource as Task).focus?.reference).toBe(`ServiceRequest/${down.sr}`);
     const sr = (await agents[C].get(`/fhir/ServiceRequest/${down.sr}?_include=ServiceRequest:supporting-info`).expect(200)).body as ServiceRequest;
     expect(sr.supportingInfo?.map((s) => s.reference)).toEqual(['DocumentReference/xa-discharge']);
     await agents[C].get('/fhir/DocumentReference/xa-discharge').expect(200);
