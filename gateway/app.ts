@@ -45,6 +45,8 @@ export interface AppDeps {
   exports?: ExportService;
   /** Largest request body accepted, in bytes; default 20 MB. */
   maxBodyBytes?: number;
+  /** The server process serves the websocket channel of Subscriptions (listed in the CapabilityStatement). */
+  websocket?: boolean;
 }
 
 const API_PATHS = ['/fhir', '/ingest', '/imports', '/cds-services'];
@@ -76,7 +78,7 @@ export function createApp(deps: AppDeps): Express {
   // Before the generic routes, which would take `$export` for a type or an id.
   if (deps.exports) app.use('/fhir', exportRouter(deps.repo, deps.exports, deps.baseUrl));
   app.use('/fhir', measureReportRouter(deps.repo));
-  app.use('/fhir', fhirRouter(deps.repo, deps.baseUrl, deps.mpi, { tokenUrl: auth?.tokenUrl, bulkExport: deps.exports !== undefined }));
+  app.use('/fhir', fhirRouter(deps.repo, deps.baseUrl, deps.mpi, { tokenUrl: auth?.tokenUrl, bulkExport: deps.exports !== undefined, websocket: deps.websocket }));
   if (deps.ingest) app.use('/ingest', ingestRouter(deps.ingest, String(limit)));
   if (deps.imports) app.use('/imports', importsRouter({ repo: deps.repo, ...deps.imports }));
   app.use('/workflows', workflowMetricsRouter(deps.repo));

@@ -243,6 +243,7 @@ async function start(state: Running, log: Logger): Promise<void> {
       rateLimit: config.rateLimitPerMinute > 0 ? rateLimit({ redis: state.redisClient, perMinute: config.rateLimitPerMinute, keyPrefix: config.queuePrefix, log: logger.child({ component: 'rate-limit' }) }) : undefined,
       maxBodyBytes: config.maxBodyBytes,
       exports: bulkExports,
+      websocket: true,
     }),
   );
   app.use(errorHandler(onError));

@@ -20,6 +20,8 @@ export interface CapabilityOptions {
   tokenUrl?: string;
   /** The Bulk Data $export operations are mounted. */
   bulkExport?: boolean;
+  /** The R4 websocket channel is served at `<base>/websocket` (gateway/notify/websocket.ts). */
+  websocket?: boolean;
 }
 
 let resources: RestResource[] | undefined;
@@ -39,6 +41,7 @@ export function capabilityStatement(baseUrl: string, opts: CapabilityOptions = {
     if (r.type === 'Group' && opts.bulkExport) return { ...r, operation: [EXPORT.Group] };
     if (r.type === 'MeasureReport') return { ...r, operation: [{ name: 'referral-flows', definition: `${OPERATION_BASE}/referral-flows` }] };
     if (r.type === 'Task') return { ...r, documentation: TASK_DOC };
+    if (r.type === 'Subscription') return { ...r, documentation: SUBSCRIPTION_DOC };
     return r;
   });
   return {
@@ -54,6 +57,7 @@ export function capabilityStatement(baseUrl: string, opts: CapabilityOptions = {
     rest: [
       {
         mode: 'server',
+        ...(opts.websocket ? { extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/capabilitystatement-websocket', valueUri: `${baseUrl.replace(/^http/, 'ws')}/websocket` }] } : {}),
         ...(opts.tokenUrl ? { security: smartSecurity(opts.tokenUrl) } : {}),
         documentation:
           'Search: token (system|code, code, |code, system|, :not, :text), string (starts-with by default, :exact, :contains; case-, accent- and width-insensitive), date (eq ne gt lt ge le sa eb ap, partial dates), reference (id, Type/id, :Type, chained param:Type.param), number and quantity (prefixes, value|system|code), :missing; _count with keyset next/previous links, _sort, _include/_revinclude (:iterate), _total=accurate, _summary=count|data|text, _elements. Prefer: handling=strict rejects unknown parameters; lenient (default) reports them in an OperationOutcome entry.',
@@ -85,6 +89,9 @@ const PATIENT_INDEX_DOC =
 
 const TASK_DOC =
   'Referral and remote-reading Tasks (code task-code|fulfill, focus a ServiceRequest): created requested or draft by the requester; the owner moves requested -> accepted | rejected (statusReason), accepted -> in-progress, in-progress -> completed | failed; the requester cancels while requested or accepted. Other moves: 403 (the other end\'s move) or 409 (not from this state). for, focus, requester, owner and code are fixed. While open, both Organizations read the patient\'s records past an opt-out.';
+
+const SUBSCRIPTION_DOC =
+  'R4 Subscriptions: criteria a search on one type (no _include, _sort, _count...), evaluated by the store\'s search as the subscribing facility reads the record; channel rest-hook (no payload: POST to the endpoint with no body; payload application/fhir+json: PUT [endpoint]/[Type]/[id] with the matched version; channel.header sent as given) or websocket (bind <id> / bound <id> / ping <id>, with a bearer token on the upgrade). Create or update with status requested (or off); the gateway sets active once it captures the type, error with the reason while delivery fails (retried with exponential backoff), and after the last attempt keeps a dead letter, sent again when the status is set back to requested. Delivery is at least once.';
 
 function buildResources(): RestResource[] {
   const types = resourceTypes();
