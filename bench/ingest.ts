@@ -16,18 +16,16 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
-import { Client } from 'pg';
 import pino from 'pino';
 import { oru, syntheticPatient } from '../fixtures/synthetic/hl7';
 import { createApp } from '../gateway/app';
 import { testAuth, tokenFor } from '../test/support/auth';
 import { IngestService } from '../gateway/ingest/service';
-import { createValidator } from '../profiles/validator';
 import { processBundle } from '../store/bundle';
-import { openStore, type OpenStore } from '../store/open';
 import { prepare, startIngestWorker } from '../workers/ingest';
 import { ingestQueue, redisConnection } from '../workers/queues';
 import { loadSources } from '../workers/sources';
+import { adminQuery, freshStore, percentile, postHl7, waitUntilApplied } from './support';
 
 const { values: args } = parseArgs({
   options: {
@@ -51,51 +49,8 @@ const PATIENTS = Math.max(1, Math.floor(N / 5));
 
 const message = (i: number, tag: string): string => oru(syntheticPatient(i % PATIENTS), `${tag}-${i}`, `${tag}R${i}`, 8, i);
 
-async function admin(sql: string): Promise<void> {
-  const c = new Client({ connectionString: args['database-url'] });
-  await c.connect();
-  await c.query(sql);
-  await c.end();
-}
-
-async function freshStore(name: string): Promise<{ store: OpenStore; url: string }> {
-  await admin(`CREATE DATABASE ${name}`);
-  const url = new URL(args['database-url']);
-  url.pathname = `/${name}`;
-  const store = await openStore({ databaseUrl: url.toString(), maxConnections: 16 }, { validate: createValidator() });
-  return { store, url: url.toString() };
-}
-
-const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-
-async function waitUntilApplied(store: OpenStore, expected: number): Promise<void> {
-  for (;;) {
-    const [r] = await store.db.query<{ waiting: number; total: number }>(
-      `SELECT count(*) FILTER (WHERE state = 'received')::int AS waiting, count(*)::int AS total FROM ingest_message`,
-    );
-    if (r.total >= expected && r.waiting === 0) return;
-    await new Promise((res) => setTimeout(res, 20));
-  }
-}
-
-/** K clients posting messages `from`..`to` (or until `until`), collecting ACK latencies. */
-async function post(base: string, token: string, tag: string, count: number, until?: number): Promise<{ latencies: number[]; sent: number }> {
-  const latencies: number[] = [];
-  let next = 0;
-  const client = async (): Promise<void> => {
-    for (;;) {
-      if (until ? Date.now() > until : next >= count) return;
-      const i = next++;
-      const t = performance.now();
-      const res = await fetch(`${base}/ingest/hl7v2`, { method: 'POST', headers: { 'content-type': 'application/hl7-v2', authorization: `Bearer ${token}` }, body: message(i, tag) });
-      const ack = await res.text();
-      latencies.push(performance.now() - t);
-      if (res.status !== 200) throw new Error(`message ${i}: HTTP ${res.status} ${ack.replace(/\r/g, '\n')}`);
-    }
-  };
-  await Promise.all(Array.from({ length: K }, client));
-  return { latencies, sent: latencies.length };
-}
+const admin = (sql: string): Promise<void> => adminQuery(args['database-url'], sql);
+const post = (base: string, token: string, tag: string, count: number, until?: number) => postHl7(base, token, K, count, (i) => message(i, tag), until);
 
 async function main(): Promise<void> {
   const stamp = Date.now();
@@ -105,7 +60,7 @@ async function main(): Promise<void> {
     (WORKER_PROCESSES ? `${WORKER_PROCESSES} worker process(es)` : 'worker in the gateway process') + `, concurrency ${args.concurrency}, PostgreSQL + Redis`);
   try {
     // 1. Baseline: the same resources straight into the store, 100-entry transaction Bundles.
-    const base = await freshStore(dbs[1]);
+    const base = await freshStore(args['database-url'], dbs[1]);
     const entries: BundleEntry[] = [];
     for (let i = 0; i < N; i++) entries.push(...prepare({ sources }, { source: 'city-hospital', body: Buffer.from(message(i, 'BENCH')), charset: null }).bundle.entry!);
     // A patient appears in several messages: keep its first entry, as ingest's first write.
@@ -123,7 +78,7 @@ async function main(): Promise<void> {
     await base.store.close();
 
     // 2. The gateway: HTTP receipt, ingest log, BullMQ, worker(s), store.
-    const { store, url } = await freshStore(dbs[0]);
+    const { store, url } = await freshStore(args['database-url'], dbs[0]);
     const prefix = `{bench-${stamp}}`;
     const connection = redisConnection(args['redis-url']);
     const queue = ingestQueue(connection, prefix);
@@ -171,7 +126,7 @@ async function main(): Promise<void> {
     console.log(`store alone (100-entry transactions):   ${unique.length} resources at ${Math.round(storeRate)} resources/s`);
     console.log(`posted:                                  ${sent.sent} messages in ${postSeconds.toFixed(1)} s (${Math.round(sent.sent / postSeconds)}/s received)`);
     console.log(`applied end to end:                      ${Math.round(msgRate)} messages/s, ${Math.round(resRate)} resources/s (${resources} resources in ${seconds.toFixed(1)} s)`);
-    console.log(`ACK latency:                             p50 ${pct(lat, 50).toFixed(1)} ms, p95 ${pct(lat, 95).toFixed(1)} ms, max ${lat[lat.length - 1].toFixed(1)} ms`);
+    console.log(`ACK latency:                             p50 ${percentile(lat, 50).toFixed(1)} ms, p95 ${percentile(lat, 95).toFixed(1)} ms, max ${lat[lat.length - 1].toFixed(1)} ms`);
     console.log(`ratio ingest / store transaction rate:   ${(resRate / storeRate * 100).toFixed(1)}%`);
     console.log(`searchable Observations:                 ${observations} (expected ${(sent.sent + 200) * 8})`);
     if (rss.length > 1) console.log(`gateway RSS (MB) every 5 s:              ${rss.map((b) => Math.round(b / 1048576)).join(' ')}`);
