@@ -41,6 +41,9 @@ export const notifyLog = {
     await sql.query('SELECT pg_advisory_xact_lock($1)', [NOTIFY_LOCK]);
     const [state] = await sql.query<{ watched: string[] }>('SELECT watched FROM notify_state');
     if (state.watched.join(',') === wanted.join(',')) return false;
+    // The trigger's DDL waits for every write in flight (a long import chunk) and, waiting,
+    // holds up every write after it: give up soon instead, and let the caller try again.
+    await sql.query("SET LOCAL lock_timeout = '2s'");
     await sql.query(
       `CREATE OR REPLACE TRIGGER notify_captured AFTER INSERT OR UPDATE ON resource FOR EACH ROW
        WHEN (NEW.type IN (${wanted.map((t) => `'${t}'`).join(', ')})) EXECUTE FUNCTION notify_capture()`,

@@ -104,4 +104,21 @@ describe('the notification outbox on postgres, with transactions in flight', () 
     await slow;
     expect(await notifyLog.pending(store.db, 10)).toHaveLength(2);
   });
+
+  it('gives up rewriting the trigger while a long write is in flight, instead of holding up every write behind it', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let written!: () => void;
+    const wrote = new Promise<void>((r) => (written = r));
+    const long = store.repo.transaction(async (repo) => {
+      await repo.create(patient);
+      written();
+      await held;
+    });
+    await wrote;
+    await expect(store.db.transaction((tx) => notifyLog.watch(tx, ['Observation']))).rejects.toThrow(/lock timeout/);
+    release();
+    await long;
+    expect(await store.db.transaction((tx) => notifyLog.watch(tx, ['Observation']))).toBe(true);
+  });
 });

@@ -40,6 +40,7 @@ const ID_CHUNK = 200;
 export class Dispatcher {
   private readonly owner = randomUUID();
   private watches?: Watch[];
+  private renewAt = 0;
   private stopped = false;
   private loop?: Promise<void>;
   private wake?: () => void;
@@ -66,9 +67,13 @@ export class Dispatcher {
 
   /** One look at the outbox; how many changes it took. */
   async tick(): Promise<number> {
-    if (!(await notifyLog.lease(this.db, this.owner, LEASE_SECONDS))) {
-      this.watches = undefined; // another dispatcher runs; whatever this one knew may go stale
-      return 0;
+    // Renewed a third of the way through, not on every look: an idle gateway would otherwise write the lease ten times a second.
+    if (Date.now() >= this.renewAt) {
+      if (!(await notifyLog.lease(this.db, this.owner, LEASE_SECONDS))) {
+        this.watches = undefined; // another dispatcher runs; whatever this one knew may go stale
+        return 0;
+      }
+      this.renewAt = Date.now() + (LEASE_SECONDS * 1000) / 3;
     }
     if (!this.watches) await this.refresh();
     const changes = await notifyLog.pending(this.db, this.opts.batch);
@@ -89,6 +94,7 @@ export class Dispatcher {
       } catch (err) {
         this.log.warn({ err: (err as Error).message?.split('\n')[0] }, 'dispatching notifications failed; retrying');
         this.watches = undefined;
+        this.renewAt = 0;
         pause = this.opts.retryMs;
       }
       if (pause > 0) await this.sleep(pause);
