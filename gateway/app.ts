@@ -1,6 +1,7 @@
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import type { OperationOutcome } from '@medplum/fhirtypes';
 import type { Repository } from '../store/repository';
+import type { RecognitionRules } from '../workflows/recognition/match';
 import { FhirError, outcome } from '../store/errors';
 import type { PatientIndex } from '../mpi';
 import type { Auth } from './auth';
@@ -45,6 +46,8 @@ export interface AppDeps {
   exports?: ExportService;
   /** Largest request body accepted, in bytes; default 20 MB. */
   maxBodyBytes?: number;
+  /** Result recognition's windows and equivalents; default workflows/recognition/rules.json. */
+  recognitionRules?: RecognitionRules;
   /** The server process serves the websocket channel of Subscriptions (listed in the CapabilityStatement). */
   websocket?: boolean;
 }
@@ -72,8 +75,8 @@ export function createApp(deps: AppDeps): Express {
   if (deps.admin) app.use('/admin/queues', officeOnly('The queue dashboard'), deps.admin);
   app.use('/fhir', express.json({ type: JSON_TYPES, limit, strict: true }));
   app.use('/fhir', express.urlencoded({ extended: false, type: 'application/x-www-form-urlencoded', limit }));
-  app.use('/cds-services', express.json({ limit, strict: true }), cdsRouter({ repo: deps.repo, mpi: deps.mpi }));
-  app.use('/fhir', recognitionOperationRouter({ repo: deps.repo, mpi: deps.mpi }));
+  app.use('/cds-services', express.json({ limit, strict: true }), cdsRouter({ repo: deps.repo, mpi: deps.mpi, rules: deps.recognitionRules }));
+  app.use('/fhir', recognitionOperationRouter({ repo: deps.repo, mpi: deps.mpi, rules: deps.recognitionRules }));
   if (deps.mpi) app.use('/fhir', patientIndexRouter(deps.repo, deps.mpi, deps.baseUrl));
   // Before the generic routes, which would take `$export` for a type or an id.
   if (deps.exports) app.use('/fhir', exportRouter(deps.repo, deps.exports, deps.baseUrl));

@@ -40,6 +40,8 @@ export interface Config {
   sourcesFile: string;
   /** The patient index's matching rules (`MPI_RULES_FILE`, default mpi/rules/default.json). */
   mpiRulesFile: string;
+  /** Result recognition's validity windows and equivalent codes (`RECOGNITION_RULES_FILE`); unset: workflows/recognition/rules.json. */
+  recognitionRulesFile?: string;
   /** Key prefix of the queues in Redis (`QUEUE_PREFIX`, default `{fhirgw}`); gateways sharing a Redis need their own. */
   queuePrefix: string;
   /** The registered clients (`CLIENTS_FILE`, default the demo's fixtures/demo-clients.json, refused with DEMO off). */
@@ -112,6 +114,8 @@ export function loadConfig(env: Env = process.env): Config {
   const importDir = importRaw === undefined ? undefined : resolve(importRaw);
   const sourcesFile = resolve(get('SOURCES_FILE') ?? resolve(__dirname, '../fixtures/demo-sources.json'));
   const mpiRulesFile = resolve(get('MPI_RULES_FILE') ?? DEFAULT_RULES_FILE);
+  const recognitionRaw = get('RECOGNITION_RULES_FILE');
+  const recognitionRulesFile = recognitionRaw === undefined ? undefined : resolve(recognitionRaw);
 
   const queuePrefix = get('QUEUE_PREFIX') ?? '{fhirgw}';
   if (!/^\{[A-Za-z0-9_-]{1,40}\}$/.test(queuePrefix)) throw new ConfigError(`Invalid QUEUE_PREFIX: '${queuePrefix}' must look like {name} (a Redis Cluster hash tag)`);
@@ -156,7 +160,7 @@ export function loadConfig(env: Env = process.env): Config {
   };
 
   return {
-    port, dataDir, databaseUrl, redisUrl, logLevel, baseUrl, demo, pgMaxConnections, mllpPort, inlineWorker, workerConcurrency, importConcurrency, importDir, sourcesFile, mpiRulesFile, queuePrefix,
+    port, dataDir, databaseUrl, redisUrl, logLevel, baseUrl, demo, pgMaxConnections, mllpPort, inlineWorker, workerConcurrency, importConcurrency, importDir, sourcesFile, mpiRulesFile, recognitionRulesFile, queuePrefix,
     clientsFile, signingKeyJwk, authIssuer, accessTokenTtl, officeFacility, oidc, forward, metricsPublic, mllpPeers, mllpTls,
     auditWorker, maxBodyBytes, requestTimeoutMs, rateLimitPerMinute, notify,
   };

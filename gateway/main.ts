@@ -13,6 +13,7 @@ import Redis from 'ioredis';
 import { createValidator, type Validator } from '../profiles/validator';
 import { PatientIndex } from '../mpi';
 import { attachWorkflows } from '../workflows/attach';
+import { parseRules, type RecognitionRules } from '../workflows/recognition/match';
 import { loadRules } from '../mpi/rules';
 import { openStore, type OpenStore } from '../store/open';
 import { auditQueue, startAuditWorker, type AuditJob } from '../workers/audit';
@@ -125,6 +126,13 @@ async function start(state: Running, log: Logger): Promise<void> {
     mpi = new PatientIndex(loadRules(config.mpiRulesFile));
   } catch (err) {
     throw new StartupError(`cannot load the patient index rules (MPI_RULES_FILE): ${oneLine(err)}`);
+  }
+
+  let recognitionRules: RecognitionRules | undefined;
+  try {
+    recognitionRules = config.recognitionRulesFile ? parseRules(JSON.parse(readFileSync(config.recognitionRulesFile, 'utf8'))) : undefined;
+  } catch (err) {
+    throw new StartupError(`cannot load the result recognition rules (RECOGNITION_RULES_FILE): ${oneLine(err)}`);
   }
 
   let clients: ClientRegistry;
@@ -244,6 +252,7 @@ async function start(state: Running, log: Logger): Promise<void> {
       maxBodyBytes: config.maxBodyBytes,
       exports: bulkExports,
       websocket: true,
+      recognitionRules,
     }),
   );
   app.use(errorHandler(onError));

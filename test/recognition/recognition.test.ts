@@ -7,6 +7,7 @@ import request from 'supertest';
 import type { AuditEvent, Bundle, Parameters, ServiceRequest } from '@medplum/fhirtypes';
 import { auditTrail } from '../../gateway/audit/trail';
 import { createApp } from '../../gateway/app';
+import { parseRules } from '../../workflows/recognition/match';
 import { agentFor, testAuth } from '../support/auth';
 import { labObservation } from '../support/fixtures';
 import { openIndexedStore } from '../support/mpi';
@@ -75,6 +76,14 @@ describe('result recognition (PostgreSQL, tokens, patient index)', () => {
 
   it('a result outside its window (blood count, 7 days) gives no card', async () => {
     expect((await sign('xa', [order('draft-hb', 'xa', '718-7')]).expect(200)).body.cards).toEqual([]);
+  });
+
+  it('the windows come from the configured rules: a 30-day blood count window recognises the 20-day-old result', async () => {
+    const rules = parseRules({ windows: [{ name: 'Blood count', codes: ['718-7'], days: 30 }] });
+    const configured = createApp({ repo: store.repo, mpi: (store as TestStore & { mpi: never }).mpi, auth: await testAuth(), recognitionRules: rules });
+    const res = await (await agentFor(configured, A)).post('/cds-services/result-recognition-order-sign').send(hookCall('xa', [order('draft-hb', 'xa', '718-7')])).expect(200);
+    expect(res.body.cards.map((c: { summary: string }) => c.summary)).toEqual([expect.stringContaining('130 g/L')]);
+    expect(() => parseRules({ windows: [{ name: 'x', codes: ['718-7'], days: 0 }] })).toThrow(/windows\[0\]/);
   });
 
   it('a mapped equivalent code (HbA1c 4548-4 ordered, 17856-6 held) gives a card', async () => {
