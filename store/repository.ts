@@ -1,3 +1,4 @@
+import { deepEqual } from './deep-equal';
 import { randomUUID } from 'node:crypto';
 import type { Resource } from '@medplum/fhirtypes';
 import type { AccessContext } from './access';
@@ -513,15 +514,5 @@ function sameContent(storedJson: string, incoming: Resource): boolean {
     return { ...rest, meta: metaRest };
   };
   return deepEqual(strip(stored), strip({ ...incoming, id: stored.id } as Resource));
-}
-
-function deepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  const ka = Object.keys(a as object).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
-  const kb = Object.keys(b as object).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
-  if (ka.length !== kb.length) return false;
-  return ka.every((k) => deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 

@@ -1,3 +1,4 @@
+import { attachWorkflows } from '../../workflows/attach';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Queue, Worker } from 'bullmq';
@@ -41,6 +42,7 @@ export interface IngestHarness {
  */
 export async function openIngestHarness(driver: Driver, redisUrl = REDIS_URL): Promise<IngestHarness> {
   const store = await openIndexedStore(driver);
+  attachWorkflows(store.repo); // as every gateway process does: referral forms meet the same rules as FHIR writes
   const prefix = `{test-${randomBytes(4).toString('hex')}}`;
   const connection = redisConnection(redisUrl);
   const queue = ingestQueue(connection, prefix);

@@ -107,6 +107,11 @@ describe('referral Task transitions', () => {
     }
   });
 
+  it('the same values with their keys in another order are no change (the store gives JSONB back in its own key order)', () => {
+    const reordered = task('cancelled', { code: { coding: [{ code: TASK_CODE.code, system: TASK_CODE.system }] }, owner: { reference: `Organization/${B}` } });
+    expect(verdict(A, task('requested'), reordered)).toBe(`ok author=${A}`);
+  });
+
   it('creation: by the requester, as requested or draft, between two facilities about a patient', () => {
     expect(verdict(A, undefined, task('requested'))).toBe('ok author=community-centre-a');
     expect(verdict(B, undefined, task('requested'))).toBe('403 Task.requester');

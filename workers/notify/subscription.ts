@@ -6,6 +6,7 @@
 import type { Subscription } from '@medplum/fhirtypes';
 import { authorOf } from '../../store/access-labels';
 import type { AccessContext } from '../../store/access';
+import { deepEqual } from '../../store/deep-equal';
 import { unprocessable, type FhirError } from '../../store/errors';
 import type { WriteGuard } from '../../store/repository';
 import { parseSearch } from '../../store/search/parse';
@@ -100,7 +101,7 @@ export function subscriptionGuard(endpoints?: string[]): WriteGuard {
         throw invalid(`channel.endpoint ${watch.channel.endpoint} is not one this gateway calls (SUBSCRIPTION_ENDPOINTS)`, 'channel.endpoint');
       }
       const before = prior as Subscription | undefined;
-      const unchanged = before?.status === sub.status && before.criteria === sub.criteria && JSON.stringify(before.channel) === JSON.stringify(sub.channel);
+      const unchanged = before?.status === sub.status && before.criteria === sub.criteria && deepEqual(before.channel, sub.channel);
       if (!CLIENT_STATUSES.has(sub.status) && !unchanged) {
         throw invalid(`status ${sub.status} is set by the gateway: send requested (or off)`, 'status');
       }

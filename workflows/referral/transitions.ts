@@ -10,6 +10,7 @@
  * (no facility) may make any of these moves, but no other: a closed Task stays closed.
  */
 import type { Task } from '@medplum/fhirtypes';
+import { deepEqual } from '../../store/deep-equal';
 import { conflict, forbidden, unprocessable } from '../../store/errors';
 
 export type Role = 'requester' | 'owner';
@@ -64,7 +65,7 @@ export function checkChange(prior: Task, next: Task, facility: string | undefine
   const roles = rolesOf(prior, facility);
   if (roles.length === 0) throw forbidden(`${facility} is neither the requester nor the owner of this Task`, ['Task']);
   for (const field of FIXED) {
-    if (JSON.stringify(prior[field] ?? null) !== JSON.stringify(next[field] ?? null)) {
+    if (!deepEqual(prior[field], next[field])) {
       throw conflict(`Task.${field} cannot change once the Task is created (start a new referral instead)`, [`Task.${field}`]);
     }
   }
