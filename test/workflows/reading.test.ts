@@ -123,6 +123,10 @@ describe('remote reading and workflow figures (PostgreSQL, tokens)', () => {
       resultsInterpreter: [{ reference: `Organization/${A}` }],
       conclusion: '窦性心律，ST段未见明显异常',
     }, 201)) as DiagnosticReport;
+    // A reading is completed by handing back its report.
+    const current = (await agents[A].get(`/fhir/Task/${task}`).expect(200)).body as Task;
+    const bare = await agents[A].put(`/fhir/Task/${task}`).set('Content-Type', FHIR).send({ ...current, status: 'completed' });
+    expect([bare.status, bare.body.issue?.[0]?.expression]).toEqual([422, ['Task.output']]);
     await move(A, task, { status: 'completed', output: [{ type: { text: 'signed report' }, valueReference: { reference: `DiagnosticReport/${signed.id}` } }] });
     // The centre is told of the signed report (its own draft, preliminary, was not a match).
     const told = await hooks.next((h) => h.path.startsWith('/centre-reports/'), 'the signed report at the centre');

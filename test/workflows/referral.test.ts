@@ -179,9 +179,18 @@ describe('two-way referral across three facilities (PostgreSQL, tokens, patient 
     await agents[A].get('/fhir/Observation/xc-glu').expect(404);
   });
 
-  it('a facility cannot file a referral in another facility\'s name, nor change what a referral is about', async () => {
+  it('a facility cannot file a referral in another facility\'s name, route its Task elsewhere than the ServiceRequest asks, nor change what a referral is about', async () => {
     const forged = await agents[B].post('/fhir').set('Content-Type', FHIR).send(referral('up', C, A, 'xc'));
     expect([forged.status, forged.body.issue?.[0]?.code]).toEqual([403, 'forbidden']);
+    // The Task goes to the facility the ServiceRequest asks, for its patient.
+    const misrouted = referral('up', C, A, 'xc');
+    (misrouted.entry![1].resource as Task).owner = { reference: `Organization/${B}` };
+    const wrongOwner = await agents[C].post('/fhir').set('Content-Type', FHIR).send(misrouted);
+    expect([wrongOwner.status, wrongOwner.body.issue?.[0]?.expression]).toEqual([422, ['Task.owner']]);
+    const mismatched = referral('up', C, A, 'xc');
+    (mismatched.entry![1].resource as Task).for = { reference: 'Patient/xa' };
+    const wrongPatient = await agents[C].post('/fhir').set('Content-Type', FHIR).send(mismatched);
+    expect([wrongPatient.status, wrongPatient.body.issue?.[0]?.expression]).toEqual([422, ['Task.for']]);
     const { task } = await refer(C, referral('up', C, A, 'xc'));
     expect(await move(A, task, { owner: { reference: `Organization/${B}` } })).toBe('409 Task.owner');
     expect(await move(C, task, { for: { reference: 'Patient/xa' } })).toBe('409 Task.for');
