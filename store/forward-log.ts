@@ -1,5 +1,5 @@
 import type { SqlExecutor } from './db/database';
-import { releaseLease, takeLease } from './lease';
+import { takeLease } from './lease';
 
 /** A resource version waiting to be sent upstream; `content` null for a deletion. */
 export interface PendingChange {
@@ -54,8 +54,6 @@ export const forwardLog = {
 
   /** One forwarder at a time (store/lease.ts). */
   lease: (sql: SqlExecutor, owner: string, seconds: number): Promise<boolean> => takeLease(sql, 'forward_state', owner, seconds),
-
-  release: (sql: SqlExecutor, owner: string): Promise<void> => releaseLease(sql, 'forward_state', owner),
 
   /** The oldest committed changes, in the order they were written, each with the version's content. */
   async pending(sql: SqlExecutor, limit: number): Promise<PendingChange[]> {

@@ -1,5 +1,5 @@
 import type { SqlExecutor } from './db/database';
-import { releaseLease, takeLease } from './lease';
+import { takeLease } from './lease';
 import { isKnownResourceType } from './search-params';
 
 /** A resource version written since the dispatcher last looked, of a type some Subscription watches. */
@@ -53,8 +53,6 @@ export const notifyLog = {
   },
 
   lease: (sql: SqlExecutor, owner: string, seconds: number): Promise<boolean> => takeLease(sql, 'notify_state', owner, seconds),
-
-  release: (sql: SqlExecutor, owner: string): Promise<void> => releaseLease(sql, 'notify_state', owner),
 
   /** The oldest committed changes, in the order they were written. */
   async pending(sql: SqlExecutor, limit: number): Promise<NotifyChange[]> {

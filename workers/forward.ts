@@ -6,11 +6,11 @@
  * failure stops the line and is retried with backoff, so a resource's versions arrive in order.
  * One forwarder runs at a time across processes (a lease in the database).
  */
-import { randomUUID } from 'node:crypto';
 import Client from 'fhir-kit-client';
 import type { Resource } from '@medplum/fhirtypes';
 import type { Logger } from 'pino';
 import { forwardLog, type PendingChange } from '../store/forward-log';
+import { LeasedLoop } from './leased-loop';
 import { forwardMetrics } from './metrics';
 import type { Database } from '../store/db/database';
 
@@ -36,34 +36,24 @@ export const DEFAULT_FORWARDER: ForwarderOptions = { batch: 100, idleMs: 500, re
 
 const LEASE_SECONDS = 30;
 
-export class Forwarder {
-  private readonly owner = randomUUID();
+export class Forwarder extends LeasedLoop {
   private readonly client: Client;
   private token?: { value: string; expires: number };
-  private stopped = false;
-  private loop?: Promise<void>;
-  private wake?: () => void;
 
   constructor(
-    private readonly db: Database,
+    db: Database,
     private readonly upstream: UpstreamConfig,
     private readonly log: Logger,
     private readonly opts: ForwarderOptions = DEFAULT_FORWARDER,
   ) {
+    super(db, 'forward_state');
     this.client = new Client({ baseUrl: upstream.url.replace(/\/+$/, '') });
   }
 
   /** Turns capture on (queueing the whole record the first time) and starts sending. */
   async start(): Promise<void> {
     if (await this.db.transaction((tx) => forwardLog.enable(tx, this.upstream.url))) this.log.info({ upstream: this.upstream.url }, 'forwarding enabled: the current record is queued for the upstream');
-    this.loop = this.run();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.wake?.();
-    await this.loop;
-    await forwardLog.release(this.db, this.owner).catch(() => undefined);
+    this.begin();
   }
 
   /** Changes waiting and the lag, also published as metrics. */
@@ -74,7 +64,7 @@ export class Forwarder {
     return b;
   }
 
-  private async run(): Promise<void> {
+  protected async run(): Promise<void> {
     let delay = this.opts.retryMs;
     while (!this.stopped) {
       let pause = this.opts.idleMs;
@@ -140,16 +130,6 @@ export class Forwarder {
     const body = (await res.json()) as { access_token: string; expires_in?: number };
     this.token = { value: body.access_token, expires: Date.now() + (body.expires_in ?? 300) * 1000 };
     return this.token.value;
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Observation, Patient, Subscription } from '@medplum/fhirtypes';
+import { releaseLease } from '../../store/lease';
 import { notifyLog } from '../../store/notify-log';
 import { DRIVERS, openTestStore, type TestStore } from '../support/stores';
 
@@ -74,7 +75,7 @@ describe.each(DRIVERS)('the notification outbox on %s', (driver) => {
     expect(await notifyLog.lease(store.db, 'a', 30)).toBe(true);
     expect(await notifyLog.lease(store.db, 'b', 30)).toBe(false);
     expect(await notifyLog.lease(store.db, 'a', 30)).toBe(true);
-    await notifyLog.release(store.db, 'a');
+    await releaseLease(store.db, 'notify_state', 'a');
     expect(await notifyLog.lease(store.db, 'b', 30)).toBe(true);
   });
 });

@@ -9,7 +9,6 @@
  * matcher, against each resource as it stands when the dispatcher reads it: a version
  * superseded within the same few milliseconds is judged by its successor.
  */
-import { randomUUID } from 'node:crypto';
 import type { Subscription } from '@medplum/fhirtypes';
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
@@ -17,6 +16,7 @@ import type { Database } from '../../store/db/database';
 import { FhirError } from '../../store/errors';
 import { notifyLog, type NotifyChange } from '../../store/notify-log';
 import type { Repository } from '../../store/repository';
+import { LeasedLoop } from '../leased-loop';
 import { notifyMetrics } from '../metrics';
 import { enqueueNotifications, type NotifyJob } from './queue';
 import { setStatus } from './status';
@@ -37,32 +37,23 @@ const MAX_SUBSCRIPTIONS = 1000;
 /** Ids per matching search. */
 const ID_CHUNK = 200;
 
-export class Dispatcher {
-  private readonly owner = randomUUID();
+export class Dispatcher extends LeasedLoop {
   private watches?: Watch[];
   private renewAt = 0;
-  private stopped = false;
-  private loop?: Promise<void>;
-  private wake?: () => void;
 
   /** `repo` unrestricted: it reads every Subscription and sets their status. */
   constructor(
-    private readonly db: Database,
+    db: Database,
     private readonly repo: Repository,
     private readonly queue: Queue<NotifyJob>,
     private readonly log: Logger,
     private readonly opts: DispatcherOptions = DEFAULT_DISPATCHER,
-  ) {}
-
-  start(): void {
-    this.loop = this.run();
+  ) {
+    super(db, 'notify_state');
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.wake?.();
-    await this.loop;
-    await notifyLog.release(this.db, this.owner).catch(() => undefined);
+  start(): void {
+    this.begin();
   }
 
   /** One look at the outbox; how many changes it took. */
@@ -86,7 +77,7 @@ export class Dispatcher {
     return changes.length;
   }
 
-  private async run(): Promise<void> {
+  protected async run(): Promise<void> {
     while (!this.stopped) {
       let pause = this.opts.idleMs;
       try {
@@ -148,15 +139,5 @@ export class Dispatcher {
       }
     }
     return jobs;
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
   }
 }
