@@ -87,39 +87,39 @@ describe('the notification outbox on postgres, with transactions in flight', () 
   });
   afterAll(() => store.close());
 
-  it('does not hand out a change while an earlier transaction could still commit one before it', async () => {
-    await store.db.transaction((tx) => notifyLog.watch(tx, ['Patient']));
+  /** A transaction that has written a Patient and stays open until `commit()`. */
+  const openWrite = async (): Promise<{ commit(): Promise<void> }> => {
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
     let written!: () => void;
     const wrote = new Promise<void>((r) => (written = r));
-    const slow = store.repo.transaction(async (repo) => {
+    const tx = store.repo.transaction(async (repo) => {
       await repo.create(patient);
       written();
       await held;
     });
     await wrote;
+    return {
+      async commit() {
+        release();
+        await tx;
+      },
+    };
+  };
+
+  it('does not hand out a change while an earlier transaction could still commit one before it', async () => {
+    await store.db.transaction((tx) => notifyLog.watch(tx, ['Patient']));
+    const slow = await openWrite();
     await store.repo.create(patient); // commits after the slow one began
     expect(await notifyLog.pending(store.db, 10)).toEqual([]);
-    release();
-    await slow;
+    await slow.commit();
     expect(await notifyLog.pending(store.db, 10)).toHaveLength(2);
   });
 
   it('gives up rewriting the trigger while a long write is in flight, instead of holding up every write behind it', async () => {
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    let written!: () => void;
-    const wrote = new Promise<void>((r) => (written = r));
-    const long = store.repo.transaction(async (repo) => {
-      await repo.create(patient);
-      written();
-      await held;
-    });
-    await wrote;
+    const long = await openWrite();
     await expect(store.db.transaction((tx) => notifyLog.watch(tx, ['Observation']))).rejects.toThrow(/lock timeout/);
-    release();
-    await long;
+    await long.commit();
     expect(await store.db.transaction((tx) => notifyLog.watch(tx, ['Observation']))).toBe(true);
   });
 });
