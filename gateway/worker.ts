@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   const forwarder = config.forward ? new Forwarder(store.db, config.forward, logger.child({ component: 'forward' })) : undefined;
   await forwarder?.start();
   const auditWorker = startAuditWorker({ repo: store.repo, log: logger.child({ component: 'audit' }) }, { connection, prefix: config.queuePrefix });
-  const notify = startNotifications(store.db, store.repo, logger.child({ component: 'notify' }), { connection, prefix: config.queuePrefix, attempts: config.notify.attempts });
+  const notify = startNotifications(store.db, store.repo, logger.child({ component: 'notify' }), { connection, prefix: config.queuePrefix, attempts: config.notify.attempts, mpi });
   log.info({ concurrency: config.workerConcurrency }, 'ingest, import, audit and notification workers running');
 
   let stopping = false;

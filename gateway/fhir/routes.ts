@@ -14,7 +14,7 @@ import { refusedEntries, withoutRefused } from './bundle-scopes';
 import { chainedTypes } from './chained-types';
 import { auditPatients } from '../audit/patients';
 import { capabilityStatement, type CapabilityOptions } from './capability';
-import { expandPersons } from './person-search';
+import { expandPersons } from '../../mpi/person-search';
 import { checkDepth } from './depth';
 import { subset } from './elements';
 import { fullUrl, renderBundle, type RenderEntry } from './render';

@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Resource, Subscription } from '@medplum/fhirtypes';
 import type request from 'supertest';
+import type { PatientIndex } from '../../mpi';
 import { startNotifications } from '../../workers/notify';
 import { redisConnection } from '../../workers/queues';
 import { silent } from './ingest';
@@ -56,12 +57,13 @@ export async function startHookReceiver(): Promise<HookReceiver> {
 }
 
 /** The dispatcher and a delivery worker over `store`, on the test Redis under a prefix of their own; quick to retry. */
-export function testNotifications(store: TestStore, opts: { attempts?: number } = {}): ReturnType<typeof startNotifications> & { prefix: string } {
+export function testNotifications(store: TestStore, opts: { attempts?: number; mpi?: PatientIndex } = {}): ReturnType<typeof startNotifications> & { prefix: string } {
   const prefix = `{notify-test-${randomBytes(4).toString('hex')}}`;
   const running = startNotifications(store.db, store.repo, silent, {
     connection: redisConnection(REDIS_URL),
     prefix,
     attempts: opts.attempts ?? 3,
+    mpi: opts.mpi,
     backoffMs: 100,
     dispatcher: { batch: 100, idleMs: 20, retryMs: 200 },
   });

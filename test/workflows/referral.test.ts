@@ -8,7 +8,7 @@
  * the centre of the down-referral with the discharge summary and of its own referral's close.
  */
 import request from 'supertest';
-import type { AuditEvent, Bundle, Resource, ServiceRequest, Task } from '@medplum/fhirtypes';
+import type { AuditEvent, Bundle, Observation, Resource, ServiceRequest, Task } from '@medplum/fhirtypes';
 import { createApp } from '../../gateway/app';
 import { auditTrail } from '../../gateway/audit/trail';
 import { DIRECTION, SNOMED_REFERRAL, TASK_CODE, WORKFLOW_CATEGORY, type Direction } from '../../profiles/referral';
@@ -104,7 +104,7 @@ describe('two-way referral across three facilities (PostgreSQL, tokens, patient 
     await put(C, labObservation('xc-glu', 'xc', '2345-7', 13.2, 'mmol/L', '2026-11-29'));
     await put(C, optOutConsent('xc-optout', 'xc'));
     hooks = await startHookReceiver();
-    notifications = testNotifications(indexed);
+    notifications = testNotifications(indexed, { mpi: indexed.mpi });
   });
   afterAll(async () => {
     await notifications.stop();
@@ -118,6 +118,8 @@ describe('two-way referral across three facilities (PostgreSQL, tokens, patient 
     await subscribe(agents[A], `Task?owner=Organization/${A}&status=requested`, restHook(hooks, '/hospital'));
     await subscribe(agents[C], `Task?owner=Organization/${C}&status=requested`, restHook(hooks, '/centre-inbox'));
     await subscribe(agents[C], `Task?requester=Organization/${C}&status=completed`, restHook(hooks, '/centre-closed'));
+    // Results for the whole person, under whichever facility's registration they are written.
+    await subscribe(agents[C], 'Observation?subject:mdm=Patient/xc', restHook(hooks, '/centre-results'));
 
     const up = await refer(C, referral('up', C, A, 'xc', ['Observation/xc-glu']));
     // The hospital is told of the referral it received, with the Task that names what to read.
@@ -137,6 +139,10 @@ describe('two-way referral across three facilities (PostgreSQL, tokens, patient 
     expect(await move(A, up.task, { status: 'completed' })).toBe('409 Task.status');
     expect(await move(A, up.task, { status: 'accepted' })).toBe(200);
     expect(await move(A, up.task, { status: 'in-progress' })).toBe(200);
+    // A result the hospital takes for its own registration reaches the referring centre while the referral is open.
+    await put(A, labObservation('xa-a1c', 'xa', '4548-4', 8.9, '%', '2026-11-30'));
+    const result = await hooks.next((h) => h.path === '/centre-results/Observation/xa-a1c', 'the hospital\'s result at the centre');
+    expect((result.resource as Observation).subject?.reference).toBe('Patient/xa');
     expect(await move(C, up.task, { status: 'cancelled' })).toBe('409 Task.status');
     expect(await move(A, up.task, { status: 'completed', output: [{ type: { text: 'admission' }, valueString: '已收入内分泌科' }] })).toBe(200);
     // The centre hears that its referral closed, and how.

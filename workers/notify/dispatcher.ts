@@ -12,6 +12,8 @@
 import type { Subscription } from '@medplum/fhirtypes';
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
+import type { PatientIndex } from '../../mpi';
+import { expandPersons } from '../../mpi/person-search';
 import type { Database } from '../../store/db/database';
 import { FhirError } from '../../store/errors';
 import { notifyLog, type NotifyChange } from '../../store/notify-log';
@@ -24,6 +26,8 @@ import { accessOf, watchOf, type Watch } from './subscription';
 
 export interface DispatcherOptions {
   batch: number;
+  /** The patient index, when criteria name a person (`subject:mdm=Patient/x`, or a golden Patient): expanded at each match, so links made since count. */
+  mpi?: PatientIndex;
   /** Wait between looks when the outbox is empty: the floor of the notification latency. */
   idleMs: number;
   retryMs: number;
@@ -131,10 +135,11 @@ export class Dispatcher extends LeasedLoop {
       const ids = byType.get(w.type);
       if (!ids || (w.status !== 'active' && w.status !== 'error')) continue;
       const reader = this.repo.withAccess(accessOf(w));
+      const params = this.opts.mpi ? await expandPersons(this.opts.mpi, this.db, w.type, w.params) : w.params;
       const all = [...ids];
       for (let i = 0; i < all.length; i += ID_CHUNK) {
         const chunk = all.slice(i, i + ID_CHUNK);
-        const found = await reader.search(w.type, [...w.params, ['_id', chunk.join(',')]], { strict: true }, chunk.length);
+        const found = await reader.search(w.type, [...params, ['_id', chunk.join(',')]], { strict: true }, chunk.length);
         for (const m of found.matches) jobs.push({ subscription: w.id, type: w.type, id: m.id, version: Number(m.versionId) });
       }
     }

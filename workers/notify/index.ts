@@ -1,6 +1,7 @@
 import type { ConnectionOptions, Queue } from 'bullmq';
 import Redis from 'ioredis';
 import type { Logger } from 'pino';
+import type { PatientIndex } from '../../mpi';
 import type { Database } from '../../store/db/database';
 import type { Repository } from '../../store/repository';
 import { QUEUE_PREFIX } from '../queues';
@@ -16,7 +17,9 @@ export interface NotificationOptions {
   /** First retry delay, doubling after (default 1 s). */
   backoffMs?: number;
   concurrency?: number;
-  dispatcher?: DispatcherOptions;
+  dispatcher?: Omit<DispatcherOptions, 'mpi'>;
+  /** The patient index, for criteria that name a person (see DispatcherOptions.mpi). */
+  mpi?: PatientIndex;
 }
 
 /**
@@ -26,7 +29,7 @@ export interface NotificationOptions {
 export function startNotifications(db: Database, repo: Repository, log: Logger, opts: NotificationOptions): { queue: Queue<NotifyJob>; stop(): Promise<void> } {
   const prefix = opts.prefix ?? QUEUE_PREFIX;
   const queue = notifyQueue(opts.connection, prefix, opts.attempts, opts.backoffMs);
-  const dispatcher = new Dispatcher(db, repo, queue, log, opts.dispatcher ?? DEFAULT_DISPATCHER);
+  const dispatcher = new Dispatcher(db, repo, queue, log, { ...(opts.dispatcher ?? DEFAULT_DISPATCHER), mpi: opts.mpi });
   const redis = new Redis(opts.connection as never);
   const worker = startNotifyWorker({ repo, redis, log }, { connection: opts.connection, prefix, concurrency: opts.concurrency });
   dispatcher.start();

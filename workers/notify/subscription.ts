@@ -40,7 +40,8 @@ export function criteriaOf(criteria: string): { type: string; params: [string, s
   const control = params.find(([name]) => PAGE_CONTROLS.has(name));
   if (control) throw invalid(`criteria may not use ${control[0]}: a notification is about one resource, not a page`, 'criteria');
   try {
-    parseSearch(type, params, { strict: true });
+    // `:mdm` (the whole person, mpi/person-search.ts) is the patient index's to expand, at each match; the store checks the rest.
+    parseSearch(type, params.map(([name, value]) => [name.replace(/:mdm$/, ''), value]), { strict: true });
   } catch (err) {
     throw invalid(`criteria '${criteria}': ${(err as Error).message}`, 'criteria');
   }

@@ -4,10 +4,10 @@
  * `:mdm` on a facility Patient (`subject:mdm=Patient/x`) asks for the whole person too. The
  * parameter is rewritten to the OR of the linked ids before the store sees it.
  */
-import type { PatientIndex } from '../../mpi';
-import type { SqlExecutor } from '../../store/db/database';
-import { getParam } from '../../store/search-params';
-import { splitValues } from '../../store/search/parse';
+import type { PatientIndex } from './index';
+import type { SqlExecutor } from '../store/db/database';
+import { getParam } from '../store/search-params';
+import { splitValues } from '../store/search/parse';
 
 export async function expandPersons(mpi: PatientIndex, ex: SqlExecutor, type: string, params: [string, string][]): Promise<[string, string][]> {
   const out: [string, string][] = [];
