@@ -27,7 +27,10 @@ export function visibleSql(r: string, ps: Params, rule: ReadRule | undefined): s
   const optedOut = `${r}.patients && (SELECT access_opted_out_ids())`;
   if (rule.facility === undefined) return `(NOT ${r}.sensitive AND NOT (${optedOut}))`;
   // A treatment relationship (an open referral) opens an opted-out person's records to both
-  // ends, never a sensitive label; its set, like the opted-out one, is computed once.
+  // ends, and a completed one what it carried; never a sensitive label. Their sets, like the
+  // opted-out one, are computed once per statement, and only if a row gets that far.
   const facility = ps.add(rule.facility);
-  return `(${r}.author = ${facility} OR (NOT ${r}.sensitive AND (NOT (${optedOut}) OR ${r}.patients && (SELECT access_treated_ids(${facility})))))`;
+  const treated = `${r}.patients && (SELECT access_treated_ids(${facility}))`;
+  const disclosed = `ARRAY[${r}.type || '/' || ${r}.id] <@ (SELECT access_disclosed_refs(${facility}))`;
+  return `(${r}.author = ${facility} OR (NOT ${r}.sensitive AND (NOT (${optedOut}) OR ${treated} OR ${disclosed})))`;
 }

@@ -78,19 +78,35 @@ export function optOutOf(resource: Resource): string | null {
 const OPEN_TASK = new Set(['requested', 'received', 'accepted', 'ready', 'in-progress', 'on-hold']);
 
 /**
- * The treatment relationship an open Task makes (store/access.ts): its patient and the
- * facilities on both ends (requester and owner Organizations), or null when it makes none
- * (closed, or not between two facilities about one patient).
+ * The care relationship a Task between two facilities about one patient makes (store/access.ts),
+ * or null when it makes none: while open, a treatment relationship (both ends read the
+ * person's records past an opt-out); once completed, a disclosure of what it carried (the
+ * Task, its focus and the focus's supportingInfo, its inputs and outputs), which both ends
+ * keep reading. Cancelled, rejected or failed Tasks leave nothing behind.
  */
-export function treatmentOf(resource: Resource): { patient: string; facilities: string[] } | null {
+export interface CareRelation {
+  patient: string;
+  facilities: string[];
+  kind: 'treatment' | 'disclosure';
+  /** For a disclosure: `Type/id` of the records it carried itself; the focus's supportingInfo is read in the store. */
+  carried: string[];
+  focus?: string;
+}
+
+export function careRelationOf(resource: Resource & { id: string }): CareRelation | null {
   if (resource.resourceType !== 'Task') return null;
-  const task = resource as Task;
-  if (!task.status || !OPEN_TASK.has(task.status)) return null;
+  const task = resource as Task & { id: string };
+  const kind = task.status && OPEN_TASK.has(task.status) ? 'treatment' : task.status === 'completed' ? 'disclosure' : null;
   const patient = referenceId(task.for?.reference, 'Patient');
   const facilities = [referenceId(task.requester?.reference, 'Organization'), referenceId(task.owner?.reference, 'Organization')];
-  if (!patient || facilities.some((f) => f === null)) return null;
-  return { patient, facilities: [...new Set(facilities as string[])] };
+  if (!kind || !patient || facilities.some((f) => f === null)) return null;
+  const focus = task.focus?.reference && RELATIVE.test(task.focus.reference) ? task.focus.reference : undefined;
+  const carried = kind === 'treatment' ? [] : [`Task/${task.id}`, ...(focus ? [focus] : []), ...[...(task.input ?? []), ...(task.output ?? [])].flatMap((p) => (p.valueReference?.reference && RELATIVE.test(p.valueReference.reference) ? [p.valueReference.reference] : []))];
+  return { patient, facilities: [...new Set(facilities as string[])], kind, carried: [...new Set(carried)], ...(focus ? { focus } : {}) };
 }
+
+/** A reference to a resource in this store, `Type/id`. */
+const RELATIVE = /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/;
 
 function referenceId(reference: string | undefined, type: string): string | null {
   const match = new RegExp(`(?:^|/)${type}/([A-Za-z0-9\\-.]{1,64})$`).exec(reference ?? '');

@@ -18,7 +18,10 @@
  * - A treatment relationship: while a Task asks one facility to act for a patient (an open
  *   referral or remote reading: status requested to in-progress, requester and owner both
  *   Organizations), both facilities read that person's records past an opt-out (never past a
- *   sensitivity label); the audit names the Task as the purpose (workers/audit.ts).
+ *   sensitivity label); the audit names the Task as the purpose (workers/audit.ts). Once the
+ *   Task is completed, what it carried (the Task, its ServiceRequest and that one's
+ *   supportingInfo, its inputs and outputs: a down-referral's discharge summary, a reading's
+ *   report) stays readable by both facilities: it was handed over for the patient's care.
  * - Resources several facilities move on (a referral Task, whose owner accepts what the
  *   requester wrote) are decided by a WriteGuard (store/repository.ts) instead of the author
  *   rule; the workflows register theirs (workflows/).

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Resource } from '@medplum/fhirtypes';
 import type { AccessContext } from './access';
 import { readRule, visibleSql, type ReadRule } from './access-filter';
-import { accessLabels, optOutOf, sensitiveCodeSet, stampAuthor, treatmentOf, type AccessLabels, type AccessOptions } from './access-labels';
+import { accessLabels, optOutOf, sensitiveCodeSet, stampAuthor, careRelationOf, type AccessLabels, type CareRelation, type AccessOptions } from './access-labels';
 import { checkFacilityWrite } from './access-writes';
 import { inTransaction, type Database, type SqlExecutor } from './db/database';
 import { badRequest, FhirError, forbidden, gone, notFound, preconditionFailed } from './errors';
@@ -336,7 +336,7 @@ export class Repository {
       if (intent.method === 'delete') {
         if (!prior || prior.deleted) continue;
         const labels: AccessLabels = { author: prior.author, sensitive: prior.sensitive, patients: prior.patients };
-        const op: WriteOp = { type: intent.type, id: intent.id, rk: prior.rk, version: prior.version + 1, lastUpdated, deleted: true, json: null, index: null, labels, optOut: optOutField(intent.type, null), treatment: treatmentField(intent.type, null) };
+        const op: WriteOp = { type: intent.type, id: intent.id, rk: prior.rk, version: prior.version + 1, lastUpdated, deleted: true, json: null, index: null, labels, optOut: optOutField(intent.type, null), care: careField(intent.type, null) };
         ops.push(op);
         planned.set(key, op);
         outcomes.push({ status: 204, stored: new StoredResource(intent.type, intent.id, String(op.version), lastUpdated, true, null) });
@@ -355,7 +355,7 @@ export class Repository {
       const json = JSON.stringify(stamped);
       const index = extractIndexRows(stamped as Resource & { resourceType: string; [k: string]: unknown });
       const labels = accessLabels(stamped as Resource & { id: string }, index, this.sensitiveCodes);
-      const op: WriteOp = { type: intent.type, id: intent.id, rk: prior?.rk, version, lastUpdated, deleted: false, json, index, labels, optOut: optOutField(intent.type, optOutOf(stamped)), treatment: treatmentField(intent.type, treatmentOf(stamped)) };
+      const op: WriteOp = { type: intent.type, id: intent.id, rk: prior?.rk, version, lastUpdated, deleted: false, json, index, labels, optOut: optOutField(intent.type, optOutOf(stamped)), care: careField(intent.type, careRelationOf(stamped as Resource & { id: string })) };
       ops.push(op);
       planned.set(key, op);
       outcomes.push({ status: prior && !prior.deleted ? 200 : 201, stored: new StoredResource(intent.type, intent.id, String(version), lastUpdated, false, json) });
@@ -498,9 +498,9 @@ function optOutField(type: string, patient: string | null): string | null | unde
   return type === 'Consent' ? patient : undefined;
 }
 
-/** WriteOp.treatment: only Tasks keep access_treatment in step. */
-function treatmentField(type: string, treatment: ReturnType<typeof treatmentOf>): ReturnType<typeof treatmentOf> | undefined {
-  return type === 'Task' ? treatment : undefined;
+/** WriteOp.care: only Tasks keep the care relationships (access_treatment, access_disclosure) in step. */
+function careField(type: string, care: CareRelation | null): CareRelation | null | undefined {
+  return type === 'Task' ? care : undefined;
 }
 
 /** Resources outside the patient compartment that a patient's record is unreadable without. */

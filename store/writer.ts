@@ -1,4 +1,4 @@
-import type { AccessLabels } from './access-labels';
+import type { AccessLabels, CareRelation } from './access-labels';
 import type { SqlExecutor } from './db/database';
 import type { IndexRows } from './index-rows';
 
@@ -16,8 +16,8 @@ export interface WriteOp {
   labels: AccessLabels;
   /** For a Consent: the Patient it opts out of sharing, or null when it does not (any more). */
   optOut?: string | null;
-  /** For a Task: the treatment relationship it makes while open, or null when it makes none (any more). */
-  treatment?: { patient: string; facilities: string[] } | null;
+  /** For a Task: the care relationship it makes (a treatment while open, a disclosure once completed), or null when it makes none (any more). */
+  care?: CareRelation | null;
 }
 
 /**
@@ -62,7 +62,7 @@ export async function writeBatch(tx: SqlExecutor, ops: WriteOp[]): Promise<void>
 
   await insertIndexRows(tx, ops);
   await recordOptOuts(tx, ops);
-  await recordTreatments(tx, ops);
+  await recordCare(tx, ops);
 }
 
 const VERSION_COLUMNS = 'type text, id text, version int, last_updated timestamptz, deleted boolean, content jsonb, author text, sensitive boolean, patients text[]';
@@ -81,17 +81,37 @@ async function recordOptOuts(tx: SqlExecutor, ops: WriteOp[]): Promise<void> {
   );
 }
 
-/** Keeps access_treatment in step with the Tasks written, as recordOptOuts does for Consents. */
-async function recordTreatments(tx: SqlExecutor, ops: WriteOp[]): Promise<void> {
-  const tasks = ops.filter((o) => o.treatment !== undefined);
+/**
+ * Keeps access_treatment and access_disclosure in step with the Tasks written, as recordOptOuts
+ * does for Consents. A disclosure also takes the focus ServiceRequest's supportingInfo, read
+ * here so that it is what the ServiceRequest carried when the Task completed.
+ */
+async function recordCare(tx: SqlExecutor, ops: WriteOp[]): Promise<void> {
+  const tasks = ops.filter((o) => o.care !== undefined);
   if (tasks.length === 0) return;
-  const open = tasks.filter((o) => o.treatment);
+  const open = tasks.filter((o) => o.care?.kind === 'treatment');
   await tx.query(
     `WITH gone AS (DELETE FROM access_treatment WHERE task_id = ANY($1::text[]) AND NOT task_id = ANY($2::text[]))
      INSERT INTO access_treatment (task_id, patient_id, facilities) SELECT x.task_id, x.patient_id, ARRAY(SELECT json_array_elements_text(x.facilities))
      FROM json_to_recordset($3::json) AS x(task_id text, patient_id text, facilities json)
      ON CONFLICT (task_id) DO UPDATE SET patient_id = EXCLUDED.patient_id, facilities = EXCLUDED.facilities`,
-    [tasks.map((o) => o.id), open.map((o) => o.id), JSON.stringify(open.map((o) => ({ task_id: o.id, patient_id: o.treatment!.patient, facilities: o.treatment!.facilities })))],
+    [tasks.map((o) => o.id), open.map((o) => o.id), JSON.stringify(open.map((o) => ({ task_id: o.id, patient_id: o.care!.patient, facilities: o.care!.facilities })))],
+  );
+  const disclosed = tasks.filter((o) => o.care?.kind === 'disclosure');
+  // A completed Task never changes again (workflows/referral/transitions.ts): what it disclosed is kept, not rewritten.
+  await tx.query(
+    `WITH gone AS (DELETE FROM access_disclosure WHERE task_id = ANY($1::text[]) AND NOT task_id = ANY($2::text[])),
+     given AS (SELECT * FROM json_to_recordset($3::json) AS x(task_id text, facilities json, carried json, focus text))
+     INSERT INTO access_disclosure (task_id, ref, facilities)
+     SELECT DISTINCT g.task_id, c.ref, ARRAY(SELECT json_array_elements_text(g.facilities))
+     FROM given g CROSS JOIN LATERAL (
+       SELECT json_array_elements_text(g.carried) AS ref
+       UNION SELECT s->>'reference' FROM resource sr CROSS JOIN LATERAL jsonb_array_elements(sr.content->'supportingInfo') s
+       WHERE g.focus LIKE 'ServiceRequest/%' AND sr.type = 'ServiceRequest' AND sr.id = substr(g.focus, 16) AND NOT sr.deleted
+     ) c
+     WHERE c.ref ~ '^[A-Z][A-Za-z]+/[A-Za-z0-9.-]{1,64}$'
+     ON CONFLICT (task_id, ref) DO NOTHING`,
+    [tasks.map((o) => o.id), disclosed.map((o) => o.id), JSON.stringify(disclosed.map((o) => ({ task_id: o.id, facilities: o.care!.facilities, carried: o.care!.carried, focus: o.care!.focus ?? null })))],
   );
 }
 

@@ -331,6 +331,22 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (subscription_id, type, id, version)
   )
   `,
+  // Disclosures (store/access.ts): a completed referral or reading leaves the records it carried
+  // (the Task, its ServiceRequest and that one's supportingInfo, its inputs and outputs)
+  // readable by both of its facilities past an opt-out, as the treatment relationship did while
+  // it was open. Kept in step with the Tasks written (store/writer.ts); one 'Type/id' per row.
+  `
+  CREATE TABLE access_disclosure (
+    task_id text NOT NULL,
+    ref text NOT NULL,
+    facilities text[] NOT NULL,
+    PRIMARY KEY (task_id, ref)
+  );
+  CREATE INDEX access_disclosure_facilities ON access_disclosure USING gin (facilities);
+  CREATE FUNCTION access_disclosed_refs(reader text) RETURNS text[] LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(array_agg(DISTINCT ref), '{}') FROM access_disclosure WHERE facilities @> ARRAY[reader]
+  $$
+  `,
 ];
 
 /** Migration 4's labelling of the versions stored before it (a fixed text: names no value from a request). */

@@ -242,6 +242,29 @@ describe.each(DRIVERS)('access rules on %s', (driver) => {
       expect(await status(glass.update(labObservation('o-k', 'k-1', '718-7', 1, 'g/dL', '2024-04-01')))).toBe(403);
     });
 
+    it('lets both ends of a completed referral keep what it carried, and only that, never past a sensitivity label', async () => {
+      await county.update(labObservation('o-k-glu', 'k-1', '2345-7', 9.1, 'mmol/L', '2024-06-01'));
+      await county.update(labObservation('o-k-other', 'k-1', '2345-7', 8.0, 'mmol/L', '2024-06-02'));
+      await county.update(labObservation('o-k-hiv', 'k-1', '2345-7', 7.0, 'mmol/L', '2024-06-03', { meta: { security: [HIV] } }));
+      await county.update({ resourceType: 'ServiceRequest', id: 'sr-k', status: 'active', intent: 'order', subject: { reference: 'Patient/k-1' }, requester: { reference: `Organization/${COUNTY}` }, performer: [{ reference: `Organization/${CITY}` }], supportingInfo: [{ reference: 'Observation/o-k-glu' }, { reference: 'Observation/o-k-hiv' }] });
+      const referral = { resourceType: 'Task' as const, id: 't-k', status: 'requested' as const, intent: 'order' as const, focus: { reference: 'ServiceRequest/sr-k' }, for: { reference: 'Patient/k-1' }, requester: { reference: `Organization/${COUNTY}` }, owner: { reference: `Organization/${CITY}` } };
+      await county.update(referral);
+      // Open: the whole person's records, to both ends only.
+      expect((await city.read('Observation', 'o-k-other')).id).toBe('o-k-other');
+      expect(await status(centre.read('Observation', 'o-k-glu'))).toBe(404);
+      await county.update({ ...referral, status: 'completed' });
+      // Completed: what it carried stays; the rest is hidden again.
+      for (const [type, id] of [['Observation', 'o-k-glu'], ['ServiceRequest', 'sr-k'], ['Task', 't-k']]) expect((await city.read(type, id)).id).toBe(id);
+      expect(await status(city.read('Observation', 'o-k-other'))).toBe(404);
+      expect(await status(city.read('Observation', 'o-k-hiv'))).toBe(404);
+      expect(await status(centre.read('Observation', 'o-k-glu'))).toBe(404);
+      expect(refs((await city.search('Observation', [['code', '2345-7']])).matches)).toEqual(['Observation/o-k-glu']);
+      // A deleted Task discloses nothing.
+      await county.delete('Task', 't-k');
+      expect(await status(city.read('Observation', 'o-k-glu'))).toBe(404);
+      for (const [type, id] of [['Observation', 'o-k-glu'], ['Observation', 'o-k-other'], ['Observation', 'o-k-hiv'], ['ServiceRequest', 'sr-k']]) await county.delete(type, id);
+    });
+
     it('is shared again when the Consent is withdrawn or deleted, and hidden again when reinstated', async () => {
       await county.update(optOutConsent('consent-k', 'k-1', 'inactive'));
       expect((await centre.read('Observation', 'o-k')).id).toBe('o-k');

@@ -102,6 +102,7 @@ describe('two-way referral across three facilities (PostgreSQL, tokens, patient 
     await put(C, facilityPatient('xc', x, C));
     await put(A, facilityPatient('xa', x, A));
     await put(C, labObservation('xc-glu', 'xc', '2345-7', 13.2, 'mmol/L', '2026-11-29'));
+    await put(C, labObservation('xc-bp', 'xc', '8480-6', 152, 'mm[Hg]', '2026-11-29'));
     await put(C, optOutConsent('xc-optout', 'xc'));
     hooks = await startHookReceiver();
     notifications = testNotifications(indexed, { mpi: indexed.mpi });
@@ -155,8 +156,12 @@ describe('two-way referral across three facilities (PostgreSQL, tokens, patient 
     expect(versions.map((t) => t.status)).toEqual(['requested', 'accepted', 'in-progress', 'completed']);
     expect(new Set(versions.map((t) => t.meta?.tag?.find((g) => g.system?.endsWith('author-facility'))?.code))).toEqual(new Set([C]));
 
-    // Closed: the opt-out holds again.
-    await agents[A].get('/fhir/Observation/xc-glu').expect(404);
+    // Closed: the opt-out holds again, except for what the referral carried, which the hospital keeps.
+    await agents[A].get('/fhir/Observation/xc-bp').expect(404);
+    await agents[A].get('/fhir/Observation/xc-glu').expect(200);
+    await agents[A].get(`/fhir/Task/${up.task}`).expect(200);
+    await agents[A].get(`/fhir/ServiceRequest/${up.sr}`).expect(200);
+    await agents[B].get('/fhir/Observation/xc-glu').expect(404);
 
     // Down-referral with the discharge summary; the centre accepts and completes it.
     await put(A, {
@@ -182,7 +187,10 @@ describe('two-way referral across three facilities (PostgreSQL, tokens, patient 
     expect(await move(C, down.task, { status: 'accepted' })).toBe(200);
     expect(await move(C, down.task, { status: 'in-progress' })).toBe(200);
     expect(await move(C, down.task, { status: 'completed' })).toBe(200);
-    await agents[A].get('/fhir/Observation/xc-glu').expect(404);
+    await agents[A].get('/fhir/Observation/xc-bp').expect(404);
+    // The discharge summary stays with the centre after the down-referral closed (上转容易下转难: the records must arrive and stay).
+    await agents[C].get('/fhir/DocumentReference/xa-discharge').expect(200);
+    await agents[C].get('/fhir/Observation/xa-a1c').expect(404);
   });
 
   it('a facility cannot file a referral in another facility\'s name, route its Task elsewhere than the ServiceRequest asks, nor change what a referral is about', async () => {
