@@ -108,6 +108,8 @@ export interface ReferralRecord {
   zrjg: string;
   zzsj: string;
   zzyy?: string;
+  /** 撤销: the referring hospital withdrew the referral. */
+  zt?: '有效' | '撤销';
   jjcd?: Code;
   zd?: Diagnosis[];
   cyxj?: string;

@@ -27,7 +27,7 @@ export function mapReferralForm(out: ResultBuilder, r: ReferralRecord): void {
       localId: r.zzdh,
       identifier: { use: 'official', system: out.localSystem('referral'), value: r.zzdh },
       direction: r.zzlx === '上转' ? 'up' : 'down',
-      cancelled: false,
+      cancelled: r.zt === '撤销',
       patient,
       authoredOn,
       receiver,

@@ -48,3 +48,32 @@ describe('REF^I12 through ingest', () => {
     expect(((await city.get(`/fhir/ServiceRequest/${srId}`).expect(200)).body as ServiceRequest).status).toBe('revoked');
   });
 });
+
+describe('the county hospital\'s 转诊单 through ingest', () => {
+  let h: IngestHarness;
+  let county: request.Agent;
+  const form = JSON.parse(readFileSync(resolve(__dirname, '../../fixtures/messages/county-hospital/zzd-zhao-wei-down.json'), 'utf8')) as Record<string, unknown>;
+  const task = resourceId('county-hospital', 'referral-task', form.zzdh as string);
+  beforeAll(async () => {
+    h = await openIngestHarness('postgres');
+    h.startWorker();
+    county = await agentFor(h.app, 'county-hospital');
+  });
+  afterAll(() => h.close());
+
+  async function send(body: object): Promise<void> {
+    const res = await county.post('/ingest/county-hospital').set('Content-Type', 'application/json').send(body);
+    expect([res.status, res.body.failed]).toEqual([202, 0]);
+    const [done] = await h.waitForFinished(res.body.messages.map((m: { id: string }) => m.id));
+    expect([done.state, done.outcome]).toEqual(['done', null]);
+  }
+
+  it('a form sent again with zt 撤销 cancels the referral it made', async () => {
+    await send(form);
+    expect(((await county.get(`/fhir/Task/${task}`).expect(200)).body as Task).status).toBe('requested');
+    await send({ ...form, zt: '撤销' });
+    const cancelled = (await county.get(`/fhir/Task/${task}`).expect(200)).body as Task;
+    const sr = (await county.get(`/fhir/${cancelled.focus!.reference}`).expect(200)).body as ServiceRequest;
+    expect([cancelled.status, sr.status]).toEqual(['cancelled', 'revoked']);
+  });
+});
