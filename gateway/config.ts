@@ -66,8 +66,12 @@ export interface Config {
   mllpTls?: { certFile: string; keyFile: string; caFile: string };
   /** Run the audit worker inside the gateway process (`AUDIT_WORKER`, default on). */
   auditWorker: boolean;
-  /** Notifications (FHIR Subscriptions): delivery attempts before a dead letter, and the URL prefixes a rest-hook may call (empty: any). */
-  notify: { attempts: number; endpoints: string[] };
+  /**
+   * Notifications (FHIR Subscriptions): delivery attempts before a dead letter, and the URL
+   * prefixes a rest-hook may call (`SUBSCRIPTION_ENDPOINTS`); unset: any in the demo, none
+   * otherwise, so that a production gateway is never made to call into its own network.
+   */
+  notify: { attempts: number; endpoints?: string[] };
   /** Largest request body accepted, in bytes (`MAX_BODY_BYTES`, default 20 MB); larger is a 413. */
   maxBodyBytes: number;
   /** Time a request may take, in ms (`REQUEST_TIMEOUT_MS`, default 30000); then a 503. */
@@ -156,7 +160,7 @@ export function loadConfig(env: Env = process.env): Config {
   const rateLimitPerMinute = rateRaw === '0' ? 0 : parsePositiveInt('RATE_LIMIT_PER_MINUTE', rateRaw, 10_000_000);
   const notify = {
     attempts: parsePositiveInt('NOTIFY_ATTEMPTS', get('NOTIFY_ATTEMPTS') ?? '8', 30),
-    endpoints: (get('SUBSCRIPTION_ENDPOINTS') ?? '').split(',').map((e) => e.trim()).filter(Boolean).map((e) => parseUrl('SUBSCRIPTION_ENDPOINTS', e, ['http:', 'https:'])!),
+    endpoints: get('SUBSCRIPTION_ENDPOINTS') === undefined ? (demo ? undefined : []) : get('SUBSCRIPTION_ENDPOINTS')!.split(',').map((e) => e.trim()).filter(Boolean).map((e) => parseUrl('SUBSCRIPTION_ENDPOINTS', e, ['http:', 'https:'])!),
   };
 
   return {

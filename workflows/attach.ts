@@ -7,7 +7,7 @@ import { workflowTaskGuard } from './referral/guard';
  * Registers the workflows' write guards and checks on every write through `repo`'s store:
  * referral and reading Tasks (and their agreement with the ServiceRequest), and Subscriptions
  * (`subscriptionEndpoints`: the URL prefixes a rest-hook may call, SUBSCRIPTION_ENDPOINTS;
- * none: any). Every process that writes calls it.
+ * undefined: any). Every process that writes calls it.
  */
 export function attachWorkflows(repo: Repository, opts: { subscriptionEndpoints?: string[] } = {}): void {
   repo.guardWrites(workflowTaskGuard);

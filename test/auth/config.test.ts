@@ -26,6 +26,13 @@ describe('access control configuration', () => {
     expect(() => loadConfig({ MLLP_PEERS: 'city-hospital' })).toThrow(/MLLP_PEERS/);
   });
 
+  it('SUBSCRIPTION_ENDPOINTS: any rest-hook in the demo, none unless listed otherwise', () => {
+    expect(loadConfig({}).notify.endpoints).toBeUndefined();
+    expect(loadConfig({ DEMO: 'false', CLIENTS_FILE: OWN_CLIENTS }).notify.endpoints).toEqual([]);
+    expect(loadConfig({ SUBSCRIPTION_ENDPOINTS: 'https://his.a.example/hooks/, http://10.0.0.5:9000/' }).notify.endpoints).toEqual(['https://his.a.example/hooks/', 'http://10.0.0.5:9000/']);
+    expect(() => loadConfig({ SUBSCRIPTION_ENDPOINTS: 'ftp://x' })).toThrow(/SUBSCRIPTION_ENDPOINTS/);
+  });
+
   it('names the variable, and never echoes a signing key', () => {
     expect(() => loadConfig({ OIDC_ISSUER: 'https://idp.example' })).toThrow(/OIDC_ISSUER \/ OIDC_JWKS_URL/);
     expect(() => loadConfig({ ACCESS_TOKEN_TTL: '0' })).toThrow(/ACCESS_TOKEN_TTL/);

@@ -14,6 +14,7 @@ import { createApp } from '../../gateway/app';
 import type { Auth } from '../../gateway/auth';
 import { attachWebsocket, WEBSOCKET_PATH } from '../../gateway/notify/websocket';
 import { notifyLog } from '../../store/notify-log';
+import { subscriptionGuard } from '../../workers/notify/subscription';
 import { attachWorkflows } from '../../workflows/attach';
 import { agentFor, testAuth, tokenFor } from '../support/auth';
 import { labObservation } from '../support/fixtures';
@@ -180,6 +181,22 @@ describe('notifications: FHIR Subscriptions over rest-hook and websocket (Postgr
     const cs = (await agents[C].get('/fhir/metadata').expect(200)).body as CapabilityStatement;
     expect(cs.rest?.[0].extension).toEqual([{ url: 'http://hl7.org/fhir/StructureDefinition/capabilitystatement-websocket', valueUri: expect.stringMatching(/^ws:\/\/.*\/fhir\/websocket$/) }]);
     expect(cs.rest?.[0].resource?.find((r) => r.type === 'Subscription')?.documentation).toMatch(/dead letter/);
+  });
+
+  it('calls only the endpoints the operator lists, and none when it lists none', () => {
+    const sub = { resourceType: 'Subscription', status: 'requested', reason: 'test', criteria: 'Task?status=requested', channel: { type: 'rest-hook', endpoint: 'http://10.0.0.9/admin' } } as Subscription;
+    const refused = (endpoints: string[]): string | undefined => {
+      try {
+        subscriptionGuard(endpoints).check({ id: 's', next: sub });
+        return undefined;
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+    expect(refused(['https://his.city-hospital.example/'])).toMatch(/not one this gateway calls/);
+    expect(refused([])).toMatch(/no rest-hook endpoint/);
+    expect(refused(['http://10.0.0.9/'])).toBeUndefined();
+    expect(subscriptionGuard([]).check({ id: 's', next: { ...sub, channel: { type: 'websocket' } } })).toBeUndefined();
   });
 
   it('pings a bound websocket; binds only the facility\'s own websocket Subscriptions, and only with a token', async () => {

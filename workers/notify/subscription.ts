@@ -89,7 +89,7 @@ export const accessOf = (w: Pick<Watch, 'author'>): AccessContext => (w.author ?
  * the gateway sets it `active` once its trigger captures the type (workers/notify), and
  * `error` when delivery fails. A client may send back the status it read while the criteria
  * and channel stay as they were. `endpoints`, when given, are the URL prefixes a rest-hook may
- * call: the gateway should not be made to call anything on its network.
+ * call (none when empty): the gateway should not be made to call anything on its network.
  */
 export function subscriptionGuard(endpoints?: string[]): WriteGuard {
   return {
@@ -98,8 +98,13 @@ export function subscriptionGuard(endpoints?: string[]): WriteGuard {
       if (!next) return undefined;
       const sub = next as Subscription;
       const watch = watchOf({ ...sub, id: sub.id ?? 'new' });
-      if (watch.channel.endpoint && endpoints?.length && !endpoints.some((p) => watch.channel.endpoint!.startsWith(p))) {
-        throw invalid(`channel.endpoint ${watch.channel.endpoint} is not one this gateway calls (SUBSCRIPTION_ENDPOINTS)`, 'channel.endpoint');
+      if (watch.channel.endpoint && endpoints && !endpoints.some((p) => watch.channel.endpoint!.startsWith(p))) {
+        throw invalid(
+          endpoints.length === 0
+            ? 'this gateway calls no rest-hook endpoint until its operator lists them (SUBSCRIPTION_ENDPOINTS)'
+            : `channel.endpoint ${watch.channel.endpoint} is not one this gateway calls (SUBSCRIPTION_ENDPOINTS)`,
+          'channel.endpoint',
+        );
       }
       const before = prior as Subscription | undefined;
       const unchanged = before?.status === sub.status && before.criteria === sub.criteria && deepEqual(before.channel, sub.channel);
