@@ -8,7 +8,6 @@
  *                           [--database-url postgres://...]
  */
 import { parseArgs } from 'node:util';
-import { Client } from 'pg';
 import { DEMO_FACILITIES, generateConsortium, type GeneratorOptions } from '../fixtures/synthetic/consortium';
 import { visibleSql } from '../store/access-filter';
 import { PatientIndex } from '../mpi';
@@ -17,6 +16,7 @@ import { processBundle } from '../store/bundle';
 import { openStore } from '../store/open';
 import type { Repository } from '../store/repository';
 import { Params } from '../store/search/sql';
+import { adminQuery, percentile } from './support';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,15 +30,9 @@ const { values: args } = parseArgs({
 
 const gen: GeneratorOptions = { seed: 11, resources: Number(args.resources), patients: Number(args.patients), bundleSize: 100 };
 
-async function admin(sql: string): Promise<void> {
-  const c = new Client({ connectionString: args['database-url'] });
-  await c.connect();
-  await c.query(sql);
-  await c.end();
-}
+const admin = (sql: string): Promise<void> => adminQuery(args['database-url'], sql);
 
 const pct = (base: number, x: number): string => `${(((x - base) / base) * 100).toFixed(1)}%`;
-const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 type Search = [string, [string, string][]];
 

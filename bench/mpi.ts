@@ -13,7 +13,6 @@
  *                        [--database-url postgres://...]
  */
 import { parseArgs } from 'node:util';
-import { Client } from 'pg';
 import { PatientIndex } from '../mpi';
 import { loadRules } from '../mpi/rules';
 import { createValidator } from '../profiles/validator';
@@ -21,6 +20,7 @@ import { openStore, type OpenStore } from '../store/open';
 import { generatePopulation, truePairCount, type SyntheticRegistration } from '../fixtures/synthetic/persons';
 import { registrationId, registrationPatient } from '../fixtures/synthetic/person-patients';
 import { exactIdCluster, linkageQuality, type LinkageQuality } from '../fixtures/synthetic/linkage-quality';
+import { adminQuery, percentile } from './support';
 
 const { values: args } = parseArgs({
   options: {
@@ -32,12 +32,7 @@ const { values: args } = parseArgs({
   },
 });
 
-async function admin(sql: string): Promise<void> {
-  const c = new Client({ connectionString: args['database-url'] });
-  await c.connect();
-  await c.query(sql);
-  await c.end();
-}
+const admin = (sql: string): Promise<void> => adminQuery(args['database-url'], sql);
 
 async function freshStore(name: string): Promise<{ store: OpenStore; drop: () => Promise<void> }> {
   const db = `bench_mpi_${name}_${Date.now()}`;
@@ -55,7 +50,6 @@ async function freshStore(name: string): Promise<{ store: OpenStore; drop: () =>
 }
 
 const fmt = (q: LinkageQuality): string => `precision ${q.precision.toFixed(4)}  recall ${q.recall.toFixed(4)}  F1 ${q.f1.toFixed(4)}  (linked pairs ${q.linkedPairs}, true pairs ${q.truePairs})`;
-const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 async function quality(rules: ReturnType<typeof loadRules>): Promise<void> {
   const persons = Number(args.persons);
@@ -77,7 +71,7 @@ async function quality(rules: ReturnType<typeof loadRules>): Promise<void> {
     }
     const seconds = (Date.now() - started) / 1000;
     times.sort((a, b) => a - b);
-    console.log(`  write + link: ${(regs.length / seconds).toFixed(0)} registrations/s; per registration p50 ${pct(times, 50).toFixed(2)} ms, p95 ${pct(times, 95).toFixed(2)} ms`);
+    console.log(`  write + link: ${(regs.length / seconds).toFixed(0)} registrations/s; per registration p50 ${percentile(times, 50).toFixed(2)} ms, p95 ${percentile(times, 95).toFixed(2)} ms`);
     const rows = await store.db.query<{ patient_id: string; golden_id: string }>('SELECT patient_id, golden_id FROM mpi_link');
     const golden = new Map(rows.map((r) => [r.patient_id, r.golden_id]));
     const index = linkageQuality(regs, (r) => golden.get(registrationId(r))!, truePairs);
@@ -146,7 +140,7 @@ async function speed(rules: ReturnType<typeof loadRules>): Promise<void> {
       }
     }
     times.sort((a, b) => a - b);
-    console.log(`  match latency over ${times.length} queries: p50 ${pct(times, 50).toFixed(2)} ms, p95 ${pct(times, 95).toFixed(2)} ms, max ${times[times.length - 1].toFixed(2)} ms`);
+    console.log(`  match latency over ${times.length} queries: p50 ${percentile(times, 50).toFixed(2)} ms, p95 ${percentile(times, 95).toFixed(2)} ms, max ${times[times.length - 1].toFixed(2)} ms`);
     console.log(`  the best candidate was the right person for ${found}/${times.length} queries`);
   } finally {
     await drop();

@@ -29,6 +29,7 @@ import { auditQueue, startAuditWorker } from '../workers/audit';
 import { createValidator } from '../profiles/validator';
 import { processBundle } from '../store/bundle';
 import { openStore } from '../store/open';
+import { adminQuery, percentile } from './support';
 
 const { values: args } = parseArgs({
   options: {
@@ -54,16 +55,7 @@ const gen: GeneratorOptions = {
 
 const silent = pino({ level: 'silent' });
 
-async function admin(sql: string): Promise<void> {
-  const c = new Client({ connectionString: args['database-url'] });
-  await c.connect();
-  await c.query(sql);
-  await c.end();
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
+const admin = (sql: string): Promise<void> => adminQuery(args['database-url'], sql);
 
 async function main(): Promise<void> {
   const summary = generatorSummary(gen);

@@ -6,7 +6,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Bundle, CapabilityStatement, Observation, Subscription, Task } from '@medplum/fhirtypes';
+import type { AuditEvent, Bundle, CapabilityStatement, Observation, Subscription, Task } from '@medplum/fhirtypes';
 import Redis from 'ioredis';
 import request from 'supertest';
 import WebSocket from 'ws';
@@ -14,6 +14,7 @@ import { createApp } from '../../gateway/app';
 import type { Auth } from '../../gateway/auth';
 import { attachWebsocket, WEBSOCKET_PATH } from '../../gateway/notify/websocket';
 import { notifyLog } from '../../store/notify-log';
+import { NOTIFICATION_SUBTYPE } from '../../workers/notify/audit';
 import { subscriptionGuard } from '../../workers/notify/subscription';
 import { attachWorkflows } from '../../workflows/attach';
 import { agentFor, testAuth, tokenFor } from '../support/auth';
@@ -92,6 +93,17 @@ describe('notifications: FHIR Subscriptions over rest-hook and websocket (Postgr
     expect(hook.resource).toMatchObject({ resourceType: 'Task', id: mine, status: 'requested', meta: { versionId: '1' } });
     expect(hooks.received.some((h) => h.path.endsWith(other))).toBe(false);
     expect((await read(A, sub)).status).toBe('active');
+    // The disclosure is audited: what went to which facility's endpoint, under which Subscription.
+    const audited = await pollUntil(
+      async () => (await store.repo.search('AuditEvent', [['subtype', `${NOTIFICATION_SUBTYPE.system}|${NOTIFICATION_SUBTYPE.code}`]], {}, 100)).matches.map((m) => m.resource as AuditEvent),
+      (events) => events.some((e) => e.entity?.[0]?.what?.reference === `Task/${mine}/_history/1`),
+      10000,
+      (events) => `${events.length} notification AuditEvents, none for Task/${mine}`,
+    );
+    const event = audited.find((e) => e.entity?.[0]?.what?.reference === `Task/${mine}/_history/1`)!;
+    expect(event.type.code).toBe('110106');
+    expect(event.agent.find((a) => a.type?.coding?.[0]?.code === 'PROV')?.who?.reference).toBe(`Organization/${A}`);
+    expect(event.entity?.find((e) => e.description)?.description).toBe(`Subscription/${sub} over rest-hook, with the resource`);
   });
 
   it('sends an empty POST to a rest-hook without payload, and tells again when the resource changes', async () => {
@@ -145,6 +157,9 @@ describe('notifications: FHIR Subscriptions over rest-hook and websocket (Postgr
     // Both were matched in write order; give the worker as long again as the second took.
     await new Promise((r) => setTimeout(r, 500));
     expect(hooks.received.filter((h) => h.path.startsWith('/centre-hba1c')).map((h) => h.path)).toEqual(['/centre-hba1c/Observation/o-hba1c']);
+    // Audited under the patient, for the patient's access log; the withheld one left no trace.
+    const byPatient = await pollUntil(() => store.repo.search('AuditEvent', [['patient', 'Patient/p-s1']]), (r) => r.matches.length > 0, 10000, () => 'no AuditEvent for Patient/p-s1');
+    expect(byPatient.matches.map((m) => (m.resource as AuditEvent).entity?.[0]?.what?.reference)).toEqual(['Observation/o-hba1c/_history/1']);
   });
 
   it('stops when the subscriber turns it off', async () => {

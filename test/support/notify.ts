@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Resource, Subscription } from '@medplum/fhirtypes';
 import type request from 'supertest';
 import type { PatientIndex } from '../../mpi';
+import { startAuditWorker } from '../../workers/audit';
 import { startNotifications } from '../../workers/notify';
 import { redisConnection } from '../../workers/queues';
 import { silent } from './ingest';
@@ -67,12 +68,15 @@ export function testNotifications(store: TestStore, opts: { attempts?: number; m
     backoffMs: 100,
     dispatcher: { batch: 100, idleMs: 20, retryMs: 200 },
   });
+  // The notifications' AuditEvents reach the store as in the gateway: through the audit queue and its worker.
+  const audits = startAuditWorker({ repo: store.repo, log: silent }, { connection: redisConnection(REDIS_URL), prefix });
   return {
     ...running,
     prefix,
     async stop() {
       await running.queue.obliterate({ force: true });
       await running.stop();
+      await audits.close();
     },
   };
 }

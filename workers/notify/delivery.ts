@@ -17,6 +17,7 @@ import type { Repository } from '../../store/repository';
 import { notifyMetrics } from '../metrics';
 import { QUEUE_PREFIX } from '../queues';
 import { NOTIFY_QUEUE, websocketChannel, type NotifyJob } from './queue';
+import { notificationEvent, type AuditSink } from './audit';
 import { setStatus } from './status';
 import { accessOf, watchOf, type Watch } from './subscription';
 
@@ -26,9 +27,14 @@ export interface DeliveryDeps {
   /** Publishes websocket notifications. */
   redis: Redis;
   log: Logger;
+  /** Where each delivery's AuditEvent goes (./audit.ts). */
+  audit: AuditSink;
 }
 
 const TIMEOUT_MS = 10_000;
+
+/** Nothing was owed: the version is no longer the subscriber's to see. */
+const SKIPPED = Symbol('skipped');
 
 export function startNotifyWorker(deps: DeliveryDeps, opts: { connection: ConnectionOptions; concurrency?: number; prefix?: string }): Worker<NotifyJob> {
   const prefix = opts.prefix ?? QUEUE_PREFIX;
@@ -42,8 +48,9 @@ async function deliverJob(deps: DeliveryDeps, prefix: string, job: Job<NotifyJob
   const watch = await liveWatch(deps.repo, n.subscription);
   if (!watch) return; // turned off or deleted since: nothing is owed
   const what = `${n.type}/${n.id}/_history/${n.version}`;
+  let sent: string | null | typeof SKIPPED;
   try {
-    await deliver(deps, prefix, watch, n);
+    sent = await deliver(deps, prefix, watch, n);
   } catch (err) {
     const reason = describe(err);
     const attempts = job.opts.attempts ?? 1;
@@ -58,7 +65,9 @@ async function deliverJob(deps: DeliveryDeps, prefix: string, job: Job<NotifyJob
     deps.log.warn({ subscription: watch.id, resource: what, attempts, err: reason }, 'notification kept as a dead letter');
     return;
   }
+  if (sent === SKIPPED) return;
   notifyMetrics.delivered.inc({ channel: watch.channel.type });
+  await deps.audit(notificationEvent(watch, n, sent, 'consortium-fhir-gateway notifications'));
   if (watch.status === 'error') await setStatus(deps.repo, watch.id, { status: 'active' });
 }
 
@@ -72,22 +81,26 @@ async function liveWatch(repo: Repository, id: string): Promise<Watch | undefine
   }
 }
 
-async function deliver(deps: DeliveryDeps, prefix: string, watch: Watch, n: NotifyJob): Promise<void> {
+/** Delivers one notification; the JSON it carried (null when it carried none), or SKIPPED. */
+async function deliver(deps: DeliveryDeps, prefix: string, watch: Watch, n: NotifyJob): Promise<string | null | typeof SKIPPED> {
   if (watch.channel.type === 'websocket') {
     const receivers = await deps.redis.publish(websocketChannel(prefix, watch.id), JSON.stringify({ type: n.type, id: n.id, version: n.version }));
     if (receivers === 0) throw new Error('no websocket is bound to it');
-    return;
+    return null;
   }
   const endpoint = watch.channel.endpoint!;
   const headers = new Headers(watch.channel.headers);
   let res: Response;
+  let json: string | null = null;
   if (watch.channel.payload) {
-    let json: string | null;
     try {
       json = (await deps.repo.withAccess(accessOf(watch)).vread(n.type, n.id, String(n.version))).json;
     } catch (err) {
       // No longer visible to the subscriber (a label or an opt-out since): nothing it may be sent.
-      if (err instanceof FhirError && err.status < 500) return;
+      if (err instanceof FhirError && err.status < 500) {
+        deps.log.debug({ subscription: watch.id, resource: `${n.type}/${n.id}` }, 'notification not sent: the subscriber may no longer read it');
+        return SKIPPED;
+      }
       throw err;
     }
     headers.set('content-type', `${watch.channel.payload}; charset=utf-8`);
@@ -97,6 +110,7 @@ async function deliver(deps: DeliveryDeps, prefix: string, watch: Watch, n: Noti
   }
   await res.body?.cancel();
   if (!res.ok) throw new Error(`the endpoint answered ${res.status}`);
+  return json;
 }
 
 /** A failure's cause in a line: never a response body, nor the channel's headers (they may hold a secret). */
