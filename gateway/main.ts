@@ -268,7 +268,7 @@ async function start(state: Running, log: Logger): Promise<void> {
     } catch (err) {
       throw new StartupError(`cannot read the MLLP TLS files (MLLP_TLS_CERT, MLLP_TLS_KEY, MLLP_TLS_CA): ${oneLine(err)}`);
     }
-    const mllp = (state.mllp = createMllpServer({ receive: (m, facilities) => ingest.receiveHl7(m, undefined, facilities), peers: config.mllpPeers, tls, log: ingestLog }));
+    const mllp = (state.mllp = createMllpServer({ receive: (m, facilities) => ingest.receiveHl7(m, undefined, facilities), peers: config.mllpPeers, tls, log: ingestLog, audit: { record: (e) => state.audit!.record(e), observer: { name: 'consortium-fhir-gateway', url: config.baseUrl } } }));
     await listen(mllp, config.mllpPort, 'MLLP_PORT');
   }
   log.debug({ uptimeMs: Math.round(process.uptime() * 1000) }, 'listening');

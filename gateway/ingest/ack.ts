@@ -3,6 +3,9 @@ import type { Hl7Header } from '../../mappers/hl7v2/header';
 
 export type AckCode = 'AA' | 'AE' | 'AR';
 
+/** HTTP status for each ACK code: `POST /ingest/hl7v2` answers with it (the sender's interface engine reads both), and the audit records it for MLLP too. */
+export const ACK_STATUS = { AA: 200, AE: 422, AR: 400 } as const;
+
 export interface AckError {
   text: string;
   /** 'PID-3', 'OBX[2]-5.1', as MappingError.where prints it. */

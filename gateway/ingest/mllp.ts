@@ -1,7 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { peerFacilities, type MllpPeers } from './mllp-peers';
+import { buildAuditEvent, type AuditInput } from '../../store/audit-event';
+import type { AuditJob } from '../../workers/audit';
+import { ACK_STATUS } from './ack';
+import { ANY_FACILITY, peerFacilities, type MllpPeers } from './mllp-peers';
 import type { Hl7Receipt } from './service';
 
 const VT = 0x0b;
@@ -20,6 +24,8 @@ export interface MllpOptions {
   maxMessageBytes?: number;
   /** Idle connections are closed after this long. */
   idleTimeoutMs?: number;
+  /** The audit trail: one AuditEvent per message, as `POST /ingest/hl7v2` gets from gateway/audit. */
+  audit?: { record(event: AuditJob['event']): void; observer: AuditInput['observer'] };
 }
 
 /**
@@ -85,14 +91,38 @@ function certificateFacility(socket: TLSSocket): ReadonlySet<string> | undefined
 }
 
 async function answer(socket: Socket, opts: MllpOptions, message: Buffer, facilities: ReadonlySet<string>): Promise<void> {
-  let ack: Buffer;
+  let receipt: Hl7Receipt;
   try {
-    ack = (await opts.receive(message, facilities)).ack;
+    receipt = await opts.receive(message, facilities);
   } catch (err) {
     // Not stored (database away): say nothing rather than a false ACK; the sender resends.
     opts.log.error({ err: (err as Error).message }, 'MLLP message could not be stored; closing the connection');
+    audit(opts, socket, facilities, undefined);
     socket.destroy();
     return;
   }
-  if (!socket.destroyed) socket.write(Buffer.concat([Buffer.from([VT]), ack, Buffer.from([FS, CR])]));
+  audit(opts, socket, facilities, receipt);
+  if (!socket.destroyed) socket.write(Buffer.concat([Buffer.from([VT]), receipt.ack, Buffer.from([FS, CR])]));
+}
+
+/**
+ * The message's AuditEvent: a create by the peer (its address; the facility of the source that
+ * sent it, or the peer's only facility when the message was refused before), with the status `POST /ingest/hl7v2` would have answered; no status when nothing could
+ * be stored. Patients are not named: the message is mapped later, by the worker.
+ */
+function audit(opts: MllpOptions, socket: Socket, facilities: ReadonlySet<string>, receipt: Hl7Receipt | undefined): void {
+  if (!opts.audit) return;
+  const peerFor = facilities.size === 1 && !facilities.has(ANY_FACILITY) ? [...facilities][0] : undefined;
+  const facility = receipt?.facility ?? peerFor;
+  opts.audit.record(
+    buildAuditEvent({
+      id: randomUUID(),
+      recorded: new Date().toISOString(),
+      what: { interaction: 'create' },
+      status: receipt ? (receipt.forbidden ? 403 : ACK_STATUS[receipt.code]) : undefined,
+      client: { facility, address: socket.remoteAddress },
+      observer: opts.audit.observer,
+      detail: `MLLP${receipt?.messageId ? `, message ${receipt.messageId}` : ''}`,
+    }) as AuditJob['event'],
+  );
 }

@@ -6,13 +6,11 @@ import type { Principal } from '../auth/principal';
 import { isOffice, principalOf } from '../auth/require';
 import type { StoredMessage } from '../../store/messages';
 import { sendJson } from '../fhir/routes';
+import { ACK_STATUS } from './ack';
 import type { IngestService } from './service';
 
 const HL7_TYPES = ['application/hl7-v2', 'x-application/hl7-v2+er7', 'application/edi-hl7', 'text/plain'];
 const RECORD_TYPES = ['application/json', 'text/csv', 'application/csv'];
-
-/** HTTP status for each ACK code: the sender's interface engine reads both. */
-const ACK_STATUS = { AA: 200, AE: 422, AR: 400 } as const;
 
 /**
  * `/ingest`: HL7 v2 over HTTP, registered sources' JSON and CSV, each message's fate, replay

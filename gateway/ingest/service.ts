@@ -27,6 +27,8 @@ export interface Hl7Receipt {
   messageId?: string;
   /** AR because the sender may not send for the facility the message names. */
   forbidden?: boolean;
+  /** The facility whose source sent it, once it is stored. */
+  facility?: string;
 }
 
 export interface RecordReceipt {
@@ -92,7 +94,7 @@ export class IngestService {
     ingestMetrics.received.inc({ source: message.source, state: message.state });
     const failure = message.outcome?.issue[0];
     const code: AckCode = message.state === 'received' ? 'AA' : 'AE';
-    return { code, ack: buildAck(header, code, charset, failure && { text: failure.diagnostics ?? '', location: failure.expression?.[0], code: failure.code }), charset, messageId: message.id };
+    return { code, ack: buildAck(header, code, charset, failure && { text: failure.diagnostics ?? '', location: failure.expression?.[0], code: failure.code }), charset, messageId: message.id, facility: ctx.source.facility };
   }
 
   /** AR: the message could not even be attributed to a source; nothing is stored. */

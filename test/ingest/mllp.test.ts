@@ -1,5 +1,6 @@
 import { connect, type Server } from 'node:net';
 import { once } from 'node:events';
+import type { AuditEvent } from '@medplum/fhirtypes';
 import { adt, oru, syntheticPatient } from '../../fixtures/synthetic/hl7';
 import { createMllpServer } from '../../gateway/ingest/mllp';
 import { parseMllpPeers } from '../../gateway/ingest/mllp-peers';
@@ -11,11 +12,12 @@ describe('MLLP listener', () => {
   let h: IngestHarness;
   let server: Server;
   let port: number;
+  const audited: AuditEvent[] = [];
   beforeAll(async () => {
     h = await openIngestHarness('postgres');
     h.startWorker();
     // The demo's default: loopback may send for every facility.
-    server = createMllpServer({ receive: (m, f) => h.ingest.receiveHl7(m, undefined, f), peers: parseMllpPeers(undefined, true), log: silent });
+    server = createMllpServer({ receive: (m, f) => h.ingest.receiveHl7(m, undefined, f), peers: parseMllpPeers(undefined, true), log: silent, audit: { record: (e) => audited.push(e), observer: { name: 'mllp-suite' } } });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     port = (server.address() as { port: number }).port;
@@ -68,6 +70,12 @@ describe('MLLP listener', () => {
     expect(replies[0].split('\r')[1]).toBe('MSA|AE|MLLP-BAD');
     expect(replies[0]).toMatch(/\rERR\|\|PID\^1\^3/);
     expect(replies[1].split('\r')[1]).toBe('MSA|AA|MLLP-5');
+    // Each message is audited as its HTTP twin would be: a create by the peer, with the status POST /ingest/hl7v2 answers.
+    const [refusal, accepted] = audited.slice(-2);
+    expect([refusal.subtype?.[0]?.code, refusal.outcome, refusal.outcomeDesc, accepted.outcome]).toEqual(['create', '4', 'HTTP 422', '0']);
+    expect(accepted.agent.find((a) => a.network)?.network?.address).toMatch(/127\.0\.0\.1/);
+    expect(accepted.entity?.find((e) => e.description)?.description).toMatch(/^MLLP, message [0-9a-f-]{36}$/);
+    expect(accepted.agent.find((a) => a.type?.coding?.[0]?.code === 'PROV')?.who?.reference).toBe('Organization/city-hospital');
   });
 
   it('answers a frame with a NUL byte with AE and keeps the connection, instead of failing to store it', async () => {
