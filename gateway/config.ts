@@ -72,6 +72,8 @@ export interface Config {
    * otherwise, so that a production gateway is never made to call into its own network.
    */
   notify: { attempts: number; endpoints?: string[] };
+  /** Largest import upload kept, in bytes (`MAX_IMPORT_BYTES`, default 2 GiB); larger is a 413. */
+  maxImportBytes: number;
   /** Largest request body accepted, in bytes (`MAX_BODY_BYTES`, default 20 MB); larger is a 413. */
   maxBodyBytes: number;
   /** Time a request may take, in ms (`REQUEST_TIMEOUT_MS`, default 30000); then a 503. */
@@ -154,6 +156,7 @@ export function loadConfig(env: Env = process.env): Config {
   const mllpTls = tlsFiles[0] ? { certFile: resolve(tlsFiles[0]), keyFile: resolve(tlsFiles[1]!), caFile: resolve(tlsFiles[2]!) } : undefined;
 
   const auditWorker = parseBoolean('AUDIT_WORKER', get('AUDIT_WORKER') ?? 'true');
+  const maxImportBytes = parsePositiveInt('MAX_IMPORT_BYTES', get('MAX_IMPORT_BYTES') ?? String(2 * 1024 ** 3), 1024 ** 4);
   const maxBodyBytes = parsePositiveInt('MAX_BODY_BYTES', get('MAX_BODY_BYTES') ?? String(20 * 1024 * 1024), 1024 * 1024 * 1024);
   const requestTimeoutMs = parsePositiveInt('REQUEST_TIMEOUT_MS', get('REQUEST_TIMEOUT_MS') ?? '30000', 3_600_000);
   const rateRaw = get('RATE_LIMIT_PER_MINUTE') ?? '6000';
@@ -166,7 +169,7 @@ export function loadConfig(env: Env = process.env): Config {
   return {
     port, dataDir, databaseUrl, redisUrl, logLevel, baseUrl, demo, pgMaxConnections, mllpPort, inlineWorker, workerConcurrency, importConcurrency, importDir, sourcesFile, mpiRulesFile, recognitionRulesFile, queuePrefix,
     clientsFile, signingKeyJwk, authIssuer, accessTokenTtl, officeFacility, oidc, forward, metricsPublic, mllpPeers, mllpTls,
-    auditWorker, maxBodyBytes, requestTimeoutMs, rateLimitPerMinute, notify,
+    auditWorker, maxBodyBytes, maxImportBytes, requestTimeoutMs, rateLimitPerMinute, notify,
   };
 }
 

@@ -244,7 +244,7 @@ async function start(state: Running, log: Logger): Promise<void> {
       mpi,
       auth,
       admin: queueBoard([queue, imports, audits], '/admin/queues'),
-      imports: { queue: imports, sources, uploadDir: join(config.dataDir, 'imports'), importDir: config.importDir },
+      imports: { queue: imports, sources, uploadDir: join(config.dataDir, 'imports'), importDir: config.importDir, maxUploadBytes: config.maxImportBytes },
       baseUrl: config.baseUrl,
       onError,
       audit: auditTrail(state.audit, { observer: { name: 'consortium-fhir-gateway', url: config.baseUrl }, onError }),

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, realpath, rm, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Queue } from 'bullmq';
 import express, { Router, type Request, type Response } from 'express';
@@ -23,7 +24,13 @@ export interface ImportRoutesDeps {
   uploadDir: string;
   /** The server folder a `path` may name (IMPORT_DIR); unset: uploads only. */
   importDir?: string;
+  /** Largest upload kept (MAX_IMPORT_BYTES); larger is a 413, and nothing of it stays on disk. */
+  maxUploadBytes?: number;
 }
+
+export const DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024 ** 3;
+
+const tooLarge = (max: number): FhirError => new FhirError(413, 'too-costly', `The upload is larger than ${max} bytes (MAX_IMPORT_BYTES): split the file, or name a server file with {"path": ...}`);
 
 const FORMATS: ReadonlySet<string> = new Set(['csv', 'hl7v2', 'ndjson']);
 
@@ -105,9 +112,25 @@ export function importsRouter(deps: ImportRoutesDeps): Router {
   }
 
   async function saveUpload(req: Request): Promise<string> {
+    const max = deps.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
+    if (Number(req.get('content-length') ?? 0) > max) throw tooLarge(max);
     await mkdir(deps.uploadDir, { recursive: true });
     const file = join(deps.uploadDir, `${randomUUID()}.upload`);
-    await pipeline(req, createWriteStream(file));
+    let received = 0;
+    // Counted as it streams: a chunked upload has no Content-Length to refuse up front.
+    const limit = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        received += chunk.length;
+        done(received > max ? tooLarge(max) : null, chunk);
+      },
+    });
+    try {
+      await pipeline(req, limit, createWriteStream(file));
+    } catch (err) {
+      // Too large, or the client went away: nothing half-written is kept.
+      await rm(file, { force: true });
+      throw err;
+    }
     if ((await stat(file)).size === 0) {
       await rm(file, { force: true });
       throw badRequest('The upload is empty: send the file as the request body, or name a server file with {"path": ...}');

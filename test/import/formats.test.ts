@@ -1,11 +1,14 @@
-import { writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import iconv from 'iconv-lite';
 import request from 'supertest';
 import type { Bundle, Observation, Patient } from '@medplum/fhirtypes';
 import { adt, oru, syntheticPatient } from '../../fixtures/synthetic/hl7';
 import { resourceId } from '../../mappers/ids';
-import { agentFor, OFFICE } from '../support/auth';
+import { agentFor, OFFICE, tokenFor } from '../support/auth';
 import { openImportHarness, type ImportHarness } from '../support/imports';
 import { DRIVERS } from '../support/stores';
 
@@ -154,5 +157,50 @@ describe.each(DRIVERS)('batch imports on %s with Redis', (driver) => {
       expect(job.state).toBe('failed');
       expect(job.outcome?.issue[0].diagnostics).toMatch(/line 1, column unknowncolumn/);
     });
+  });
+});
+
+describe('import uploads past MAX_IMPORT_BYTES', () => {
+  let h: ImportHarness;
+  let centre: request.Agent;
+  let base: string;
+  let server: Server;
+  let token: string;
+  beforeAll(async () => {
+    h = await openImportHarness('postgres', { maxUploadBytes: 1000 });
+    centre = await agentFor(h.app, 'community-centre-a');
+    token = await tokenFor(h.app, 'community-centre-a');
+    server = h.app.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise((r) => server.close(r));
+    await h.close();
+  });
+  const kept = (): string[] => (existsSync(h.uploadDir) ? readdirSync(h.uploadDir) : []);
+
+  it('are refused with 413 by their Content-Length, before a byte is stored', async () => {
+    const res = await centre.post('/imports?format=csv&source=community-centre-a').set('Content-Type', 'text/csv').send([FOLLOW_UP_HEADER, ...followUps(20)].join('\n')).expect(413);
+    expect(res.body.issue[0]).toMatchObject({ code: 'too-costly', diagnostics: expect.stringContaining('MAX_IMPORT_BYTES') });
+    expect(kept()).toEqual([]);
+  });
+
+  it('are cut off at the limit when sent chunked, leaving nothing half-written', async () => {
+    const rows = [FOLLOW_UP_HEADER, ...followUps(20)].map((l) => `${l}\n`);
+    const body = new ReadableStream({
+      pull(controller) {
+        const row = rows.shift();
+        if (row) controller.enqueue(new TextEncoder().encode(row));
+        else controller.close();
+      },
+    });
+    const res = await fetch(`${base}/imports?format=csv&source=community-centre-a`, { method: 'POST', headers: { 'content-type': 'text/csv', authorization: `Bearer ${token}` }, body, duplex: 'half' } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(kept()).toEqual([]);
+  });
+
+  it('within the limit are taken', async () => {
+    await centre.post('/imports?format=csv&source=community-centre-a').set('Content-Type', 'text/csv').send([FOLLOW_UP_HEADER, ...followUps(2)].join('\n')).expect(202);
   });
 });

@@ -21,6 +21,8 @@ export interface ImportHarness {
   app: ReturnType<typeof createApp>;
   /** The server's import folder (IMPORT_DIR), a fresh temporary directory. */
   importDir: string;
+  /** Where uploads are kept while imported. */
+  uploadDir: string;
   startWorker(reader?: ReaderOptions, concurrency?: number): Worker<ImportJobData>;
   /** Polls until the import is no longer reading or applying. */
   waitFor(id: string, timeoutMs?: number): Promise<ImportJob>;
@@ -28,7 +30,7 @@ export interface ImportHarness {
 }
 
 /** A fresh store, an import queue of its own (unique prefix), the real app with its auth, and temporary folders. */
-export async function openImportHarness(driver: Driver): Promise<ImportHarness> {
+export async function openImportHarness(driver: Driver, opts: { maxUploadBytes?: number } = {}): Promise<ImportHarness> {
   const store = await openIndexedStore(driver, { access: { mrnSystems: demoSources().mrnSystems } });
   const prefix = `{test-${randomBytes(4).toString('hex')}}`;
   const connection = redisConnection(REDIS_URL);
@@ -37,12 +39,14 @@ export async function openImportHarness(driver: Driver): Promise<ImportHarness> 
   const importDir = join(dir, 'incoming');
   mkdirSync(importDir);
   const workers: Worker<ImportJobData>[] = [];
-  const app = createApp({ repo: store.repo, mpi: store.mpi, auth: await testAuth(), imports: { queue, sources: demoSources(), uploadDir: join(dir, 'uploads'), importDir } });
+  const uploadDir = join(dir, 'uploads');
+  const app = createApp({ repo: store.repo, mpi: store.mpi, auth: await testAuth(), imports: { queue, sources: demoSources(), uploadDir, importDir, maxUploadBytes: opts.maxUploadBytes } });
   return {
     store,
     queue,
     app,
     importDir,
+    uploadDir,
     startWorker(reader, concurrency = 3) {
       const w = startImportWorker({ repo: store.repo, sources: demoSources(), log: silent, mpi: store.mpi, queue }, { connection, concurrency, prefix, reader });
       workers.push(w);
