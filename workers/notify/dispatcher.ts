@@ -44,6 +44,7 @@ const ID_CHUNK = 200;
 export class Dispatcher extends LeasedLoop {
   private watches?: Watch[];
   private renewAt = 0;
+  private holding = false;
 
   /** `repo` unrestricted: it reads every Subscription and sets their status. */
   constructor(
@@ -62,13 +63,15 @@ export class Dispatcher extends LeasedLoop {
 
   /** One look at the outbox; how many changes it took. */
   async tick(): Promise<number> {
-    // Renewed a third of the way through, not on every look: an idle gateway would otherwise write the lease ten times a second.
+    // Taken or renewed a third of the way through the lease, not on every look: an idle gateway
+    // (or one standing by while another dispatches) would otherwise write it ten times a second.
     if (Date.now() >= this.renewAt) {
-      if (!(await notifyLog.lease(this.db, this.owner, LEASE_SECONDS))) {
-        this.watches = undefined; // another dispatcher runs; whatever this one knew may go stale
-        return 0;
-      }
+      this.holding = await notifyLog.lease(this.db, this.owner, LEASE_SECONDS);
       this.renewAt = Date.now() + (LEASE_SECONDS * 1000) / 3;
+    }
+    if (!this.holding) {
+      this.watches = undefined; // another dispatcher runs; whatever this one knew may go stale
+      return 0;
     }
     if (!this.watches) await this.refresh();
     const changes = await notifyLog.pending(this.db, this.opts.batch);
