@@ -2,7 +2,8 @@
  * bench/notify: notification latency, from the triggering write (the version's
  * meta.lastUpdated, stamped in its transaction) to the subscriber's rest-hook receiving it,
  * on PostgreSQL and Redis, in one process as `npm start` runs it (gateway, ingest worker,
- * dispatcher, delivery worker) with the receiver beside them. Same run, same store:
+ * dispatcher, delivery worker, audit worker writing each delivery's AuditEvent) with the
+ * receiver beside them. Same run, same store:
  *   1. baseline ingest: bench/ingest's load (ORU^R01, 8 OBX each, K HTTP clients) with no Subscription;
  *   2. idle: a facility subscribes to the city hospital's lab reports; single reports written
  *      one at a time with nothing else running: the latency floor;
@@ -22,6 +23,7 @@ import { oru, syntheticPatient } from '../fixtures/synthetic/hl7';
 import { createApp } from '../gateway/app';
 import { IngestService } from '../gateway/ingest/service';
 import { testAuth, tokenFor } from '../test/support/auth';
+import { auditQueue, startAuditWorker } from '../workers/audit';
 import { startIngestWorker } from '../workers/ingest';
 import { startNotifications } from '../workers/notify';
 import { ingestQueue, redisConnection } from '../workers/queues';
@@ -89,6 +91,8 @@ async function main(): Promise<void> {
     const ingest = new IngestService({ repo: store.repo, queue, sources, log });
     const worker = startIngestWorker({ repo: store.repo, sources, log }, { connection, concurrency: Number(args.concurrency), prefix });
     const notifications = startNotifications(store.db, store.repo, log, { connection, prefix });
+    // As in the gateway, the notifications' AuditEvents are written by the audit worker.
+    const audits = startAuditWorker({ repo: store.repo, log }, { connection, prefix });
     const app = createApp({ repo: store.repo, ingest, auth: await testAuth({ tokenTtlSeconds: 3600 }) });
     const gateway = createServer(app).listen(0, '127.0.0.1');
     await once(gateway, 'listening');
@@ -152,6 +156,10 @@ async function main(): Promise<void> {
     hook.server.close();
     await notifications.queue.obliterate({ force: true });
     await notifications.stop();
+    await audits.close();
+    const auditJobs = auditQueue(connection, prefix);
+    await auditJobs.obliterate({ force: true });
+    await auditJobs.close();
     await worker.close();
     await queue.obliterate({ force: true });
     await queue.close();

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Resource, Subscription } from '@medplum/fhirtypes';
 import type request from 'supertest';
 import type { PatientIndex } from '../../mpi';
-import { startAuditWorker } from '../../workers/audit';
+import { auditQueue, startAuditWorker } from '../../workers/audit';
 import { startNotifications } from '../../workers/notify';
 import { redisConnection } from '../../workers/queues';
 import { silent } from './ingest';
@@ -77,6 +77,9 @@ export function testNotifications(store: TestStore, opts: { attempts?: number; m
       await running.queue.obliterate({ force: true });
       await running.stop();
       await audits.close();
+      const auditJobs = auditQueue(redisConnection(REDIS_URL), prefix);
+      await auditJobs.obliterate({ force: true });
+      await auditJobs.close();
     },
   };
 }
