@@ -329,7 +329,11 @@ export class Repository {
       const heldTo = intent.origin === undefined ? facility : undefined;
       const live = prior && !prior.deleted ? prior : undefined;
       const guarded = intent.origin === undefined ? this.guard(intent, live, heldTo) : undefined;
-      if (heldTo !== undefined && !guarded) checkFacilityWrite(heldTo, intent, live, intent.resource, this.options.access?.mrnSystems ?? {});
+      if (heldTo !== undefined && !guarded) {
+        // Refused either way; but naming the author of a record the writer may not even read would tell it who holds what about whom.
+        if (live && live.author !== heldTo && !(await this.visibleRow(live.rk))) throw forbidden(`${key} cannot be written by ${heldTo}`);
+        checkFacilityWrite(heldTo, intent, live, intent.resource, this.options.access?.mrnSystems ?? {});
+      }
       if (intent.ifMatch !== undefined && (!prior || String(prior.version) !== intent.ifMatch)) {
         throw preconditionFailed(`${key} is at version ${prior?.version ?? 'none'}, not ${intent.ifMatch}`);
       }
@@ -369,6 +373,13 @@ export class Repository {
       for (const observe of this.options.observers) await observe(internal, written);
     }
     return outcomes;
+  }
+
+  /** Whether this repository's reader may read the current row `rk`. */
+  private async visibleRow(rk: number): Promise<boolean> {
+    const ps = new Params();
+    const rows = await this.sql.query(`SELECT 1 FROM resource r WHERE r.rk = ${ps.add(rk)} AND ${visibleSql('r', ps, this.rule)}`, ps.values);
+    return rows.length > 0;
   }
 
   /** The guard's decision on a client write of a guarded type; undefined when none applies. */

@@ -207,6 +207,13 @@ describe.each(DRIVERS)('access rules on %s', (driver) => {
       );
     });
 
+    it('refuses a write to a record the writer cannot read without naming who wrote it', async () => {
+      const hidden = await rejection(() => city.update(labObservation('o-k', 'k-1', '718-7', 1, 'g/dL', '2024-04-01')));
+      expect([(hidden as FhirError).status, (hidden as FhirError).message]).toEqual([403, `Observation/o-k cannot be written by ${CITY}`]);
+      const seen = await rejection(() => city.update(labObservation('o-a', 'a-1', '718-7', 1, 'g/dL', '2024-05-01')));
+      expect([(seen as FhirError).status, (seen as FhirError).message]).toEqual([403, expect.stringContaining(`written by ${CENTRE}`)]);
+    });
+
     it('is invisible to existence checks and conditional matches', async () => {
       expect([...(await centre.existing(['Observation/o-k', 'Observation/o-a']))]).toEqual(['Observation/o-a']);
       expect((await centre.search('Observation', [['_id', 'o-k']])).matches).toEqual([]);
