@@ -21,6 +21,7 @@ import type { DiagnosticReport, Resource } from '@medplum/fhirtypes';
 import pino from 'pino';
 import { oru, syntheticPatient } from '../fixtures/synthetic/hl7';
 import { createApp } from '../gateway/app';
+import { AuditRecorder } from '../gateway/audit/recorder';
 import { IngestService } from '../gateway/ingest/service';
 import { testAuth, tokenFor } from '../test/support/auth';
 import { auditQueue, startAuditWorker } from '../workers/audit';
@@ -90,9 +91,11 @@ async function main(): Promise<void> {
     const queue = ingestQueue(connection, prefix);
     const ingest = new IngestService({ repo: store.repo, queue, sources, log });
     const worker = startIngestWorker({ repo: store.repo, sources, log }, { connection, concurrency: Number(args.concurrency), prefix });
-    const notifications = startNotifications(store.db, store.repo, log, { connection, prefix });
-    // As in the gateway, the notifications' AuditEvents are written by the audit worker.
+    // As in the gateway, the notifications' AuditEvents go through the recorder, the audit queue and its worker.
+    const auditJobs = auditQueue(connection, prefix);
+    const audit = new AuditRecorder({ queue: auditJobs, repo: store.repo, log });
     const audits = startAuditWorker({ repo: store.repo, log }, { connection, prefix });
+    const notifications = startNotifications(store.db, store.repo, log, { connection, prefix, audit });
     const app = createApp({ repo: store.repo, ingest, auth: await testAuth({ tokenTtlSeconds: 3600 }) });
     const gateway = createServer(app).listen(0, '127.0.0.1');
     await once(gateway, 'listening');
@@ -156,8 +159,9 @@ async function main(): Promise<void> {
     hook.server.close();
     await notifications.queue.obliterate({ force: true });
     await notifications.stop();
+    await audit.drain();
+    audit.close();
     await audits.close();
-    const auditJobs = auditQueue(connection, prefix);
     await auditJobs.obliterate({ force: true });
     await auditJobs.close();
     await worker.close();

@@ -222,7 +222,7 @@ async function start(state: Running, log: Logger): Promise<void> {
   await state.audit.replaySpill().catch((err: Error) => auditLog.error({ err: oneLine(err) }, 'could not write the spilled audit events; they stay on disk'));
   if (config.auditWorker) state.auditWorker = startAuditWorker({ repo: store.repo, log: auditLog }, { connection, prefix: config.queuePrefix });
   const notifyLog = logger.child({ component: 'notify' });
-  if (config.inlineWorker) state.notify = startNotifications(store.db, store.repo, notifyLog, { connection, prefix: config.queuePrefix, attempts: config.notify.attempts, mpi });
+  if (config.inlineWorker) state.notify = startNotifications(store.db, store.repo, notifyLog, { connection, prefix: config.queuePrefix, attempts: config.notify.attempts, mpi, audit: state.audit });
 
   // The logger's err serializer keeps name, code and masked message: never the stack, nor a driver's `detail`.
   const onError = (err: unknown): void => logger.error({ err }, 'unexpected error while handling a request');

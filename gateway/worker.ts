@@ -8,7 +8,7 @@ import { attachWorkflows } from '../workflows/attach';
 import { loadRules } from '../mpi/rules';
 import { createValidator } from '../profiles/validator';
 import { openStore } from '../store/open';
-import { startAuditWorker } from '../workers/audit';
+import { auditQueue, startAuditWorker } from '../workers/audit';
 import { Forwarder } from '../workers/forward';
 import { startImportRecovery, startImportWorker } from '../workers/import/worker';
 import { startIngestWorker } from '../workers/ingest';
@@ -16,6 +16,7 @@ import { startNotifications } from '../workers/notify';
 import { importQueue, ingestQueue, redisConnection } from '../workers/queues';
 import { startRecovery } from '../workers/recovery';
 import { loadSources } from '../workers/sources';
+import { AuditRecorder } from './audit/recorder';
 import { ConfigError, loadConfig } from './config';
 import { logger } from './logger';
 
@@ -39,8 +40,12 @@ async function main(): Promise<void> {
   // Any number of processes may be configured to forward: a lease in the database lets one send at a time.
   const forwarder = config.forward ? new Forwarder(store.db, config.forward, logger.child({ component: 'forward' })) : undefined;
   await forwarder?.start();
-  const auditWorker = startAuditWorker({ repo: store.repo, log: logger.child({ component: 'audit' }) }, { connection, prefix: config.queuePrefix });
-  const notify = startNotifications(store.db, store.repo, logger.child({ component: 'notify' }), { connection, prefix: config.queuePrefix, attempts: config.notify.attempts, mpi });
+  const auditLog = logger.child({ component: 'audit' });
+  const auditWorker = startAuditWorker({ repo: store.repo, log: auditLog }, { connection, prefix: config.queuePrefix });
+  // The notifications' AuditEvents, handed over as the gateway's are (no disk spill here: the store, then memory, is the fallback).
+  const audits = auditQueue(connection, config.queuePrefix);
+  const audit = new AuditRecorder({ queue: audits, repo: store.repo, log: auditLog });
+  const notify = startNotifications(store.db, store.repo, logger.child({ component: 'notify' }), { connection, prefix: config.queuePrefix, attempts: config.notify.attempts, mpi, audit });
   log.info({ concurrency: config.workerConcurrency }, 'ingest, import, audit and notification workers running');
 
   let stopping = false;
@@ -50,8 +55,11 @@ async function main(): Promise<void> {
     log.info({ signal }, 'stopping: finishing the jobs in flight');
     stopRecovery();
     stopImportRecovery();
-    Promise.all([worker.close(), importWorker.close(), auditWorker.close(), forwarder?.stop(), notify.stop()])
-      .then(() => Promise.all([queue.close(), imports.close()]))
+    Promise.all([worker.close(), importWorker.close(), forwarder?.stop(), notify.stop().then(() => audit.drain())])
+      .then(() => {
+        audit.close();
+        return Promise.all([auditWorker.close(), queue.close(), imports.close(), audits.close()]);
+      })
       .then(() => store.close())
       .then(() => process.exit(0), () => process.exit(1));
   };

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Resource, Subscription } from '@medplum/fhirtypes';
 import type request from 'supertest';
 import type { PatientIndex } from '../../mpi';
+import { AuditRecorder } from '../../gateway/audit/recorder';
 import { auditQueue, startAuditWorker } from '../../workers/audit';
 import { startNotifications } from '../../workers/notify';
 import { redisConnection } from '../../workers/queues';
@@ -60,6 +61,10 @@ export async function startHookReceiver(): Promise<HookReceiver> {
 /** The dispatcher and a delivery worker over `store`, on the test Redis under a prefix of their own; quick to retry. */
 export function testNotifications(store: TestStore, opts: { attempts?: number; mpi?: PatientIndex } = {}): ReturnType<typeof startNotifications> & { prefix: string } {
   const prefix = `{notify-test-${randomBytes(4).toString('hex')}}`;
+  // The notifications' AuditEvents reach the store as in the gateway: the recorder, the audit queue and its worker.
+  const audits = auditQueue(redisConnection(REDIS_URL), prefix);
+  const audit = new AuditRecorder({ queue: audits, repo: store.repo, log: silent });
+  const auditWorker = startAuditWorker({ repo: store.repo, log: silent }, { connection: redisConnection(REDIS_URL), prefix });
   const running = startNotifications(store.db, store.repo, silent, {
     connection: redisConnection(REDIS_URL),
     prefix,
@@ -67,19 +72,19 @@ export function testNotifications(store: TestStore, opts: { attempts?: number; m
     mpi: opts.mpi,
     backoffMs: 100,
     dispatcher: { batch: 100, idleMs: 20, retryMs: 200 },
+    audit,
   });
-  // The notifications' AuditEvents reach the store as in the gateway: through the audit queue and its worker.
-  const audits = startAuditWorker({ repo: store.repo, log: silent }, { connection: redisConnection(REDIS_URL), prefix });
   return {
     ...running,
     prefix,
     async stop() {
       await running.queue.obliterate({ force: true });
       await running.stop();
+      await audit.drain();
+      audit.close();
+      await auditWorker.close();
+      await audits.obliterate({ force: true });
       await audits.close();
-      const auditJobs = auditQueue(redisConnection(REDIS_URL), prefix);
-      await auditJobs.obliterate({ force: true });
-      await auditJobs.close();
     },
   };
 }

@@ -2,23 +2,18 @@
  * An AuditEvent for each notification delivered: a notification discloses a record (or, without
  * payload, that one matched) to a facility's system outside the gateway, so it is audited as
  * a read is: DICOM 110106 Export, the subscribing facility as recipient, the version and its
- * patients as entities. Handed to the audit queue, or written directly when the queue cannot
- * take it, as the REST trail does (gateway/audit/recorder.ts).
+ * patients as entities. Recorded as the REST trail's are, through the AuditRecorder.
  */
 import { randomUUID } from 'node:crypto';
-import type { AuditEvent } from '@medplum/fhirtypes';
-import type { Queue } from 'bullmq';
-import type { Logger } from 'pino';
 import { buildAuditEvent, DCM, OPERATION_SYSTEM } from '../../store/audit-event';
-import type { Repository } from '../../store/repository';
-import { writeAuditEvents, type AuditJob } from '../audit';
+import type { AuditJob } from '../audit';
 import type { NotifyJob } from './queue';
 import type { Watch } from './subscription';
 
 export const NOTIFICATION_SUBTYPE = { system: OPERATION_SYSTEM, code: 'subscription-notification', display: 'Subscription notification' };
 
 /** `json`: the version sent, when the channel carried it; its Patient references are the entities. */
-export function notificationEvent(watch: Watch, n: NotifyJob, json: string | null | undefined, observer: string): AuditEvent & { id: string } {
+export function notificationEvent(watch: Watch, n: NotifyJob, json: string | null, observer: string): AuditJob['event'] {
   // Stored JSON comes back from JSONB with a space after each colon; a client's may have none.
   const patients = json ? [...new Set([...json.matchAll(/"reference":\s*"(Patient\/[A-Za-z0-9\-.]{1,64})"/g)].map((m) => m[1]))] : [];
   if (n.type === 'Patient') patients.push(`Patient/${n.id}`);
@@ -32,19 +27,10 @@ export function notificationEvent(watch: Watch, n: NotifyJob, json: string | nul
     patients,
     observer: { name: observer },
     detail: `Subscription/${watch.id} over ${watch.channel.type}${json ? ', with the resource' : ''}`,
-  }) as AuditEvent & { id: string };
+  }) as AuditJob['event'];
 }
 
-export type AuditSink = (event: AuditEvent & { id: string }) => Promise<void>;
-
-/** Queues the event; when the queue cannot take it, writes it to the store at once. */
-export function auditSink(queue: Queue<AuditJob>, repo: Repository, log: Logger): AuditSink {
-  return async (event) => {
-    try {
-      await queue.add('audit', { event }, { jobId: event.id });
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'the audit queue did not take a notification\'s AuditEvent; writing it directly');
-      await writeAuditEvents(repo, [event]);
-    }
-  };
+/** Where notifications' AuditEvents go: the process's AuditRecorder (gateway/audit/recorder.ts), which queues them and falls back to the store, then to disk. */
+export interface AuditRecord {
+  record(event: AuditJob['event']): void;
 }

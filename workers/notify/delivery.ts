@@ -17,7 +17,7 @@ import type { Repository } from '../../store/repository';
 import { notifyMetrics } from '../metrics';
 import { QUEUE_PREFIX } from '../queues';
 import { NOTIFY_QUEUE, websocketChannel, type NotifyJob } from './queue';
-import { notificationEvent, type AuditSink } from './audit';
+import { notificationEvent, type AuditRecord } from './audit';
 import { setStatus } from './status';
 import { accessOf, watchOf, type Watch } from './subscription';
 
@@ -28,7 +28,7 @@ export interface DeliveryDeps {
   redis: Redis;
   log: Logger;
   /** Where each delivery's AuditEvent goes (./audit.ts). */
-  audit: AuditSink;
+  audit: AuditRecord;
 }
 
 const TIMEOUT_MS = 10_000;
@@ -67,7 +67,7 @@ async function deliverJob(deps: DeliveryDeps, prefix: string, job: Job<NotifyJob
   }
   if (sent === SKIPPED) return;
   notifyMetrics.delivered.inc({ channel: watch.channel.type });
-  await deps.audit(notificationEvent(watch, n, sent, 'consortium-fhir-gateway notifications'));
+  deps.audit.record(notificationEvent(watch, n, sent, 'consortium-fhir-gateway notifications'));
   if (watch.status === 'error') await setStatus(deps.repo, watch.id, { status: 'active' });
 }
 
