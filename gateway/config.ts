@@ -161,9 +161,10 @@ export function loadConfig(env: Env = process.env): Config {
   const requestTimeoutMs = parsePositiveInt('REQUEST_TIMEOUT_MS', get('REQUEST_TIMEOUT_MS') ?? '30000', 3_600_000);
   const rateRaw = get('RATE_LIMIT_PER_MINUTE') ?? '6000';
   const rateLimitPerMinute = rateRaw === '0' ? 0 : parsePositiveInt('RATE_LIMIT_PER_MINUTE', rateRaw, 10_000_000);
+  const endpointsRaw = get('SUBSCRIPTION_ENDPOINTS');
   const notify = {
     attempts: parsePositiveInt('NOTIFY_ATTEMPTS', get('NOTIFY_ATTEMPTS') ?? '8', 30),
-    endpoints: get('SUBSCRIPTION_ENDPOINTS') === undefined ? (demo ? undefined : []) : get('SUBSCRIPTION_ENDPOINTS')!.split(',').map((e) => e.trim()).filter(Boolean).map((e) => parseUrl('SUBSCRIPTION_ENDPOINTS', e, ['http:', 'https:'])!),
+    endpoints: endpointsRaw === undefined ? (demo ? undefined : []) : endpointsRaw.split(',').map((e) => e.trim()).filter(Boolean).map((e) => parseUrl('SUBSCRIPTION_ENDPOINTS', e, ['http:', 'https:'])!),
   };
 
   return {

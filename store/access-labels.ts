@@ -88,7 +88,7 @@ export interface CareRelation {
   patient: string;
   facilities: string[];
   kind: 'treatment' | 'disclosure';
-  /** For a disclosure: `Type/id` of the records it carried itself; the focus's supportingInfo is read in the store. */
+  /** For a disclosure: the references of the records it carried itself; the focus's supportingInfo is read in the store, which keeps only `Type/id` ones. */
   carried: string[];
   focus?: string;
 }
@@ -100,13 +100,11 @@ export function careRelationOf(resource: Resource & { id: string }): CareRelatio
   const patient = referenceId(task.for?.reference, 'Patient');
   const facilities = [referenceId(task.requester?.reference, 'Organization'), referenceId(task.owner?.reference, 'Organization')];
   if (!kind || !patient || facilities.some((f) => f === null)) return null;
-  const focus = task.focus?.reference && RELATIVE.test(task.focus.reference) ? task.focus.reference : undefined;
-  const carried = kind === 'treatment' ? [] : [`Task/${task.id}`, ...(focus ? [focus] : []), ...[...(task.input ?? []), ...(task.output ?? [])].flatMap((p) => (p.valueReference?.reference && RELATIVE.test(p.valueReference.reference) ? [p.valueReference.reference] : []))];
+  const focus = task.focus?.reference;
+  // References as written: the store keeps the ones naming a resource of its own (`Type/id`), with the focus's supportingInfo.
+  const carried = kind === 'treatment' ? [] : [`Task/${task.id}`, ...(focus ? [focus] : []), ...[...(task.input ?? []), ...(task.output ?? [])].flatMap((p) => (p.valueReference?.reference ? [p.valueReference.reference] : []))];
   return { patient, facilities: [...new Set(facilities as string[])], kind, carried: [...new Set(carried)], ...(focus ? { focus } : {}) };
 }
-
-/** A reference to a resource in this store, `Type/id`. */
-const RELATIVE = /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/;
 
 function referenceId(reference: string | undefined, type: string): string | null {
   const match = new RegExp(`(?:^|/)${type}/([A-Za-z0-9\\-.]{1,64})$`).exec(reference ?? '');

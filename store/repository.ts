@@ -1,10 +1,10 @@
-import { deepEqual } from './deep-equal';
 import { randomUUID } from 'node:crypto';
 import type { Resource } from '@medplum/fhirtypes';
 import type { AccessContext } from './access';
 import { readRule, visibleSql, type ReadRule } from './access-filter';
 import { accessLabels, optOutOf, sensitiveCodeSet, stampAuthor, careRelationOf, type AccessLabels, type CareRelation, type AccessOptions } from './access-labels';
 import { checkFacilityWrite } from './access-writes';
+import { deepEqual } from './deep-equal';
 import { inTransaction, type Database, type SqlExecutor } from './db/database';
 import { badRequest, FhirError, forbidden, gone, notFound, preconditionFailed } from './errors';
 import { extractIndexRows } from './extract';
