@@ -16,7 +16,8 @@ import { processBundle } from '../store/bundle';
 import { openStore } from '../store/open';
 import type { Repository } from '../store/repository';
 import { Params } from '../store/search/sql';
-import { adminQuery, percentile } from './support';
+import { percentile } from './support';
+import { adminQuery } from '../test/support/stores';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,7 +31,7 @@ const { values: args } = parseArgs({
 
 const gen: GeneratorOptions = { seed: 11, resources: Number(args.resources), patients: Number(args.patients), bundleSize: 100 };
 
-const admin = (sql: string): Promise<void> => adminQuery(args['database-url'], sql);
+const admin = (sql: string): Promise<void> => adminQuery(sql, args['database-url']);
 
 const pct = (base: number, x: number): string => `${(((x - base) / base) * 100).toFixed(1)}%`;
 

@@ -25,7 +25,8 @@ import { processBundle } from '../store/bundle';
 import { prepare, startIngestWorker } from '../workers/ingest';
 import { ingestQueue, redisConnection } from '../workers/queues';
 import { loadSources } from '../workers/sources';
-import { adminQuery, freshStore, percentile, postHl7, waitUntilApplied } from './support';
+import { freshStore, percentile, postHl7, waitUntilApplied } from './support';
+import { adminQuery } from '../test/support/stores';
 
 const { values: args } = parseArgs({
   options: {
@@ -49,7 +50,7 @@ const PATIENTS = Math.max(1, Math.floor(N / 5));
 
 const message = (i: number, tag: string): string => oru(syntheticPatient(i % PATIENTS), `${tag}-${i}`, `${tag}R${i}`, 8, i);
 
-const admin = (sql: string): Promise<void> => adminQuery(args['database-url'], sql);
+const admin = (sql: string): Promise<void> => adminQuery(sql, args['database-url']);
 const post = (base: string, token: string, tag: string, count: number, until?: number) => postHl7(base, token, K, count, (i) => message(i, tag), until);
 
 async function main(): Promise<void> {

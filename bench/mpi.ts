@@ -20,7 +20,8 @@ import { openStore, type OpenStore } from '../store/open';
 import { generatePopulation, truePairCount, type SyntheticRegistration } from '../fixtures/synthetic/persons';
 import { registrationId, registrationPatient } from '../fixtures/synthetic/person-patients';
 import { exactIdCluster, linkageQuality, type LinkageQuality } from '../fixtures/synthetic/linkage-quality';
-import { adminQuery, percentile } from './support';
+import { percentile } from './support';
+import { adminQuery } from '../test/support/stores';
 
 const { values: args } = parseArgs({
   options: {
@@ -32,7 +33,7 @@ const { values: args } = parseArgs({
   },
 });
 
-const admin = (sql: string): Promise<void> => adminQuery(args['database-url'], sql);
+const admin = (sql: string): Promise<void> => adminQuery(sql, args['database-url']);
 
 async function freshStore(name: string): Promise<{ store: OpenStore; drop: () => Promise<void> }> {
   const db = `bench_mpi_${name}_${Date.now()}`;

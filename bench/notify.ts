@@ -30,7 +30,8 @@ import { startNotifications } from '../workers/notify';
 import { ingestQueue, redisConnection } from '../workers/queues';
 import { loadSources } from '../workers/sources';
 import { attachWorkflows } from '../workflows/attach';
-import { adminQuery, freshStore, percentile, postHl7, waitUntilApplied } from './support';
+import { freshStore, percentile, postHl7, waitUntilApplied } from './support';
+import { adminQuery } from '../test/support/stores';
 
 const { values: args } = parseArgs({
   options: {
@@ -169,7 +170,7 @@ async function main(): Promise<void> {
     await queue.close();
     await store.close();
   } finally {
-    await adminQuery(args['database-url'], `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => undefined);
+    await adminQuery(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`, args['database-url']).catch(() => undefined);
   }
   process.exit(0);
 }

@@ -29,7 +29,8 @@ import { auditQueue, startAuditWorker } from '../workers/audit';
 import { createValidator } from '../profiles/validator';
 import { processBundle } from '../store/bundle';
 import { openStore } from '../store/open';
-import { adminQuery, percentile } from './support';
+import { percentile } from './support';
+import { adminQuery } from '../test/support/stores';
 
 const { values: args } = parseArgs({
   options: {
@@ -55,7 +56,7 @@ const gen: GeneratorOptions = {
 
 const silent = pino({ level: 'silent' });
 
-const admin = (sql: string): Promise<void> => adminQuery(args['database-url'], sql);
+const admin = (sql: string): Promise<void> => adminQuery(sql, args['database-url']);
 
 async function main(): Promise<void> {
   const summary = generatorSummary(gen);

@@ -1,25 +1,15 @@
 /** What the benchmarks share: percentiles, throwaway PostgreSQL databases, and HL7 v2 posting clients. */
-import { Client } from 'pg';
 import { createValidator } from '../profiles/validator';
 import { openStore, type OpenStore } from '../store/open';
 import type { StoreOptions } from '../store/repository';
+import { adminQuery } from '../test/support/stores';
 
 /** The p-th percentile of ascending `sorted`. */
 export const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
-export async function adminQuery(adminUrl: string, sql: string): Promise<void> {
-  const c = new Client({ connectionString: adminUrl });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
-
 /** A new database `name` on the server of `adminUrl`, migrated and opened; drop it with adminQuery when done. */
 export async function freshStore(adminUrl: string, name: string, options: StoreOptions = {}): Promise<{ store: OpenStore; url: string }> {
-  await adminQuery(adminUrl, `CREATE DATABASE ${name}`);
+  await adminQuery(`CREATE DATABASE ${name}`, adminUrl);
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   const store = await openStore({ databaseUrl: url.toString(), maxConnections: 16 }, { validate: createValidator(), ...options });

@@ -39,8 +39,9 @@ export async function openTestStore(driver: Driver, options: StoreOptions = {}):
   };
 }
 
-async function adminQuery(sql: string): Promise<void> {
-  const c = new Client({ connectionString: ADMIN_URL });
+/** Runs one statement (CREATE or DROP DATABASE) as the server's admin; the benchmarks use it with their own URL. */
+export async function adminQuery(sql: string, adminUrl = ADMIN_URL): Promise<void> {
+  const c = new Client({ connectionString: adminUrl });
   await c.connect();
   try {
     await c.query(sql);
