@@ -95,7 +95,8 @@ export function attachWebsocket(server: Server, deps: WebsocketDeps): { close():
       server.off('upgrade', onUpgrade);
       for (const ws of wss.clients) ws.terminate();
       wss.close();
-      await deps.subscriber.quit().catch(() => deps.subscriber.disconnect());
+      // Not quit(): with Redis already gone (stopped with the gateway) it would wait for a reconnect that never comes.
+      deps.subscriber.disconnect();
     },
   };
 }
