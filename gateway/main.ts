@@ -373,18 +373,22 @@ async function cleanup(state: Running): Promise<void> {
   // Let the bundle in flight commit before the store closes under it.
   if (state.demo) await state.demo;
   state.stopRecovery?.();
+  // With Redis already gone (a private one stopped with the process group), a worker cannot
+  // report its jobs done and close() would wait for ever: close at once; they are picked up
+  // again as stalled on the next start.
+  const force = (): boolean => state.redisClient?.status !== 'ready';
   // A job in flight finishes (or its transaction rolls back and it is retried later).
-  if (state.worker) await state.worker.close();
+  if (state.worker) await state.worker.close(force());
   if (state.queue) await state.queue.close();
   await state.forwarder?.stop();
   await state.notify?.stop();
   state.stopImportRecovery?.();
-  if (state.importWorker) await state.importWorker.close();
+  if (state.importWorker) await state.importWorker.close(force());
   if (state.importQueue) await state.importQueue.close();
   // The last requests' audit events reach the queue (or the store) before the audit worker stops.
   await state.audit?.drain();
   state.audit?.close();
-  if (state.auditWorker) await state.auditWorker.close();
+  if (state.auditWorker) await state.auditWorker.close(force());
   if (state.auditQueue) await state.auditQueue.close();
   if (state.redisClient) await state.redisClient.quit().catch(() => state.redisClient?.disconnect());
   if (state.store) await state.store.close();
