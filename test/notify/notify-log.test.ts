@@ -1,6 +1,7 @@
 import type { Observation, Patient, Subscription } from '@medplum/fhirtypes';
 import { releaseLease } from '../../store/lease';
 import { notifyLog } from '../../store/notify-log';
+import { pollUntil } from '../support/poll';
 import { DRIVERS, openTestStore, type TestStore } from '../support/stores';
 
 const patient: Patient = { resourceType: 'Patient', name: [{ family: '测试' }] };
@@ -21,11 +22,13 @@ describe.each(DRIVERS)('the notification outbox on %s', (driver) => {
   });
 
   const pendingKinds = async (): Promise<string[]> => (await notifyLog.pending(store.db, 100)).map((c) => `${c.type}/${c.version}`);
+  /** The outbox once it shows `expected`: a transaction open anywhere on the server (another suite's) holds rows back until it ends. */
+  const kindsOnce = (expected: string[]): Promise<string[]> => pollUntil(pendingKinds, (k) => JSON.stringify(k) === JSON.stringify(expected), 10000, (k) => `outbox ${k.join(', ')}`);
 
   it('captures Subscriptions always and other types only once they are watched, with each version', async () => {
     await store.repo.create(observation);
     const sub = await store.repo.create(subscription);
-    expect(await pendingKinds()).toEqual(['Subscription/1']);
+    expect(await kindsOnce(['Subscription/1'])).toEqual(['Subscription/1']);
 
     expect(await store.db.transaction((tx) => notifyLog.watch(tx, ['Observation']))).toBe(true);
     expect(await store.db.transaction((tx) => notifyLog.watch(tx, ['Observation']))).toBe(false);
@@ -34,18 +37,20 @@ describe.each(DRIVERS)('the notification outbox on %s', (driver) => {
     await store.repo.update({ ...(obs.stored.resource as Observation), status: 'amended' });
     await store.repo.delete('Observation', obs.stored.id);
     await store.repo.update({ ...(sub.stored.resource as Subscription), status: 'off' });
-    expect(await pendingKinds()).toEqual(['Subscription/1', 'Observation/1', 'Observation/2', 'Observation/3', 'Subscription/2']);
+    const all = ['Subscription/1', 'Observation/1', 'Observation/2', 'Observation/3', 'Subscription/2'];
+    expect(await kindsOnce(all)).toEqual(all);
 
     // Unwatched again: Observations are no longer captured, Subscriptions still are.
     await store.db.transaction((tx) => notifyLog.watch(tx, []));
     await store.repo.create(observation);
     await store.repo.create(subscription);
-    expect((await pendingKinds()).slice(5)).toEqual(['Subscription/1']);
+    expect((await kindsOnce([...all, 'Subscription/1'])).slice(5)).toEqual(['Subscription/1']);
   });
 
   it('keeps a change until it is done, and rows taken in order', async () => {
     await store.db.transaction((tx) => notifyLog.watch(tx, ['Patient']));
     for (let i = 0; i < 5; i++) await store.repo.create(patient);
+    await pollUntil(() => notifyLog.pending(store.db, 10), (c) => c.length === 5, 10000, (c) => `${c.length} of 5 in the outbox`);
     const first = await notifyLog.pending(store.db, 3);
     expect(first.map((c) => c.seq)).toEqual([...first.map((c) => c.seq)].sort((a, b) => a - b));
     await notifyLog.done(store.db, first.map((c) => c.seq));
@@ -113,7 +118,7 @@ describe('the notification outbox on postgres, with transactions in flight', () 
     await store.repo.create(patient); // commits after the slow one began
     expect(await notifyLog.pending(store.db, 10)).toEqual([]);
     await slow.commit();
-    expect(await notifyLog.pending(store.db, 10)).toHaveLength(2);
+    expect(await pollUntil(() => notifyLog.pending(store.db, 10), (c) => c.length === 2, 10000, (c) => `${c.length} of 2 in the outbox`)).toHaveLength(2);
   });
 
   it('gives up rewriting the trigger while a long write is in flight, instead of holding up every write behind it', async () => {
