@@ -74,7 +74,7 @@ interface Running {
   audit?: AuditRecorder;
   exports?: ExportService;
   stopRecovery?: () => void;
-  notify?: { stop(): Promise<void> };
+  notify?: { stop(force?: boolean): Promise<void> };
   websocket?: { close(): Promise<void> };
   demo?: Promise<void>;
   stopDemo: boolean;
@@ -381,7 +381,7 @@ async function cleanup(state: Running): Promise<void> {
   if (state.worker) await state.worker.close(force());
   if (state.queue) await state.queue.close();
   await state.forwarder?.stop();
-  await state.notify?.stop();
+  await state.notify?.stop(force());
   state.stopImportRecovery?.();
   if (state.importWorker) await state.importWorker.close(force());
   if (state.importQueue) await state.importQueue.close();

@@ -50,7 +50,8 @@ export function findRedisServer(pathEnv: string = process.env.PATH ?? ''): strin
 
 /**
  * Starts a private redis-server bound to 127.0.0.1 on a free port, with AOF persistence in
- * `dir`, and waits until it answers PING. The child is killed when this process exits.
+ * `dir`, and waits until it answers PING. The child is killed when this process exits; one left
+ * behind by a hard kill is stopped on the next start (reapOrphan).
  */
 export async function startRedisServer(opts: RedisChildOptions): Promise<RedisChild> {
   const binary = opts.binary ?? findRedisServer();
@@ -90,7 +91,10 @@ async function launch(binary: string, port: number, opts: RedisChildOptions): Pr
     '--pidfile', pidFile,
     '--logfile', logFile,
   ];
-  const child = spawn(binary, args, { cwd: opts.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  // Its own process group: a signal to ours (Ctrl-C in a terminal, a supervisor or CI signalling
+  // `npm start`'s group) reaches only the gateway, which shuts down while Redis still answers
+  // and stops it last. Sharing the group, Redis died first and the shutdown hung on it.
+  const child = spawn(binary, args, { cwd: opts.dir, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-2000);

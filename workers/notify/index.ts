@@ -30,7 +30,7 @@ export interface NotificationOptions {
  * lease) and a delivery worker (any number run), whose AuditEvents go to `opts.audit`.
  * `repo` must be unrestricted.
  */
-export function startNotifications(db: Database, repo: Repository, log: Logger, opts: NotificationOptions): { queue: Queue<NotifyJob>; stop(): Promise<void> } {
+export function startNotifications(db: Database, repo: Repository, log: Logger, opts: NotificationOptions): { queue: Queue<NotifyJob>; stop(force?: boolean): Promise<void> } {
   const prefix = opts.prefix ?? QUEUE_PREFIX;
   const queue = notifyQueue(opts.connection, prefix, opts.attempts, opts.backoffMs);
   const dispatcher = new Dispatcher(db, repo, queue, log, { ...(opts.dispatcher ?? DEFAULT_DISPATCHER), mpi: opts.mpi });
@@ -39,9 +39,10 @@ export function startNotifications(db: Database, repo: Repository, log: Logger, 
   dispatcher.start();
   return {
     queue,
-    async stop() {
+    /** `force`: Redis is gone, so the worker cannot report jobs done; close without waiting on them. */
+    async stop(force = false) {
       await dispatcher.stop();
-      await worker.close();
+      await worker.close(force);
       await queue.close();
       // Nothing is left to publish once the worker has closed; quit() would wait on a Redis already gone.
       redis.disconnect();
