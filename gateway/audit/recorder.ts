@@ -1,11 +1,11 @@
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Repository } from '../../store/repository';
-import { AUDIT_BATCH_SIZE, AUDIT_JOB_OPTIONS, writeAuditEvents, type AuditJob } from '../../workers/audit';
+import { AUDIT_BATCH_SIZE, AUDIT_JOB_OPTIONS, writeAuditEvents, type AuditJob, type IdentifiedAuditEvent } from '../../workers/audit';
 import { auditMetrics } from '../../workers/metrics';
 import type { AuditSpill } from './spill';
 
-type Event = AuditJob['event'];
+type Event = IdentifiedAuditEvent;
 
 export interface AuditRecorderDeps {
   queue: Queue<AuditJob>;
@@ -18,16 +18,26 @@ export interface AuditRecorderDeps {
   queueTimeoutMs?: number;
   /** How often spilled (or held) events are tried again. Default 5000 ms. */
   retryMs?: number;
+  /** How long events are gathered into one job before it is handed over. Default 10 ms. */
+  gatherMs?: number;
 }
 
+/** The most events one job carries. */
+const MAX_GATHERED = 100;
+
 /**
- * Takes AuditEvents from the request path without ever making it wait or fail: each is queued
- * (the worker writes it), or, if Redis cannot take it, written straight to the store. If the
- * store refuses too, it is spilled to disk and written to the store once it answers; only if
- * the disk refuses as well is it held in memory, and retried, until one of them takes it.
+ * Takes AuditEvents from the request path without ever making it wait or fail. The events of
+ * a few milliseconds are gathered and queued as one job (the worker writes them), or, if Redis
+ * cannot take it, written straight to the store. If the store refuses too, they are spilled to
+ * disk and written to the store once it answers; only if the disk refuses as well are they held
+ * in memory, and retried, until one of them takes them. Gathering is what keeps the audit from
+ * costing more CPU than the read it records (see AuditJob); the price is that a process killed
+ * hard loses up to `gatherMs` of events that were not handed over yet.
  */
 export class AuditRecorder {
   private readonly inFlight = new Set<Promise<void>>();
+  private gathered: Event[] = [];
+  private gatherTimer: NodeJS.Timeout | undefined;
   private retrying: Event[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
   private queueDown = false;
@@ -39,21 +49,34 @@ export class AuditRecorder {
     deps.queue.on('error', (err) => deps.log.debug({ err: err.message }, 'audit queue connection error'));
   }
 
-  /** Hands one event over; returns at once. */
+  /** Takes one event; returns at once. */
   record(event: Event): void {
-    this.track(this.deliver(event));
+    this.gathered.push(event);
+    if (this.gathered.length >= MAX_GATHERED) this.handOver();
+    else this.gatherTimer ??= setTimeout(() => this.handOver(), this.deps.gatherMs ?? 10);
   }
 
-  /** Resolves once every event handed over so far is queued, written or spilled (or held for a retry). */
+  /** Resolves once every event recorded so far is queued, written or spilled (or held for a retry). */
   async drain(): Promise<void> {
+    this.handOver();
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
 
-  /** Stops retrying; events still waiting are logged by count (shutdown). */
+  /** Stops retrying; events still waiting are logged by count (shutdown, after drain). */
   close(): void {
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
-    if (this.retrying.length > 0) this.deps.log.error({ pending: this.retrying.length }, 'audit events neither written nor spilled at shutdown: lost');
+    clearTimeout(this.gatherTimer);
+    this.gatherTimer = undefined;
+    const pending = this.retrying.length + this.gathered.length;
+    if (pending > 0) this.deps.log.error({ pending }, 'audit events neither written nor spilled at shutdown: lost');
+  }
+
+  private handOver(): void {
+    clearTimeout(this.gatherTimer);
+    this.gatherTimer = undefined;
+    const events = this.gathered.splice(0);
+    if (events.length > 0) this.track(this.deliver(events));
   }
 
   private track(p: Promise<void>): void {
@@ -61,10 +84,10 @@ export class AuditRecorder {
     void p.finally(() => this.inFlight.delete(p));
   }
 
-  private async deliver(event: Event): Promise<void> {
+  private async deliver(events: Event[]): Promise<void> {
     try {
-      await this.enqueue(event);
-      auditMetrics.queued.inc();
+      await this.enqueue(events);
+      auditMetrics.queued.inc(events.length);
       if (this.queueDown) this.deps.log.info('audit queue reachable again');
       this.queueDown = false;
       return;
@@ -73,8 +96,8 @@ export class AuditRecorder {
       this.queueDown = true;
     }
     try {
-      await writeAuditEvents(this.deps.repo, [event]);
-      auditMetrics.fallback.inc();
+      await writeAuditEvents(this.deps.repo, events);
+      auditMetrics.fallback.inc(events.length);
       this.storeDown = false;
       return;
     } catch (err) {
@@ -83,12 +106,12 @@ export class AuditRecorder {
     }
     try {
       if (!this.deps.spill) throw new Error('no spill directory');
-      await this.deps.spill.append(event);
-      auditMetrics.spilled.inc();
+      await this.deps.spill.append(events);
+      auditMetrics.spilled.inc(events.length);
       this.spilled = true;
     } catch (err) {
-      this.deps.log.error({ err: (err as Error).message?.split('\n')[0] }, 'audit event could not be spilled either; holding it in memory');
-      this.retrying.push(event);
+      this.deps.log.error({ err: (err as Error).message?.split('\n')[0] }, 'audit events could not be spilled either; holding them in memory');
+      this.retrying.push(...events);
       auditMetrics.pending.set(this.retrying.length);
     }
     this.scheduleRetry();
@@ -109,12 +132,12 @@ export class AuditRecorder {
     this.retryTimer ??= setTimeout(() => this.retry(), this.deps.retryMs ?? 5000);
   }
 
-  private enqueue(event: Event): Promise<unknown> {
+  private enqueue(events: Event[]): Promise<unknown> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error('audit queue did not answer in time')), this.deps.queueTimeoutMs ?? 1000);
     });
-    const added = this.deps.queue.add('write', { event }, { ...AUDIT_JOB_OPTIONS, jobId: event.id });
+    const added = this.deps.queue.add('write', { events }, AUDIT_JOB_OPTIONS);
     return Promise.race([added, timeout]).finally(() => clearTimeout(timer));
   }
 
@@ -122,7 +145,7 @@ export class AuditRecorder {
     this.retryTimer = undefined;
     const events = this.retrying.splice(0);
     auditMetrics.pending.set(0);
-    for (const e of events) this.record(e);
+    if (events.length > 0) this.track(this.deliver(events));
     if (!this.spilled) return;
     this.spilled = false;
     this.track(

@@ -1,8 +1,6 @@
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AuditJob } from '../../workers/audit';
-
-type Event = AuditJob['event'];
+import type { IdentifiedAuditEvent as Event } from '../../workers/audit';
 
 const CURRENT = 'spill.jsonl';
 const REPLAYING = '.replaying.jsonl';
@@ -18,12 +16,12 @@ export class AuditSpill {
 
   constructor(private readonly dir: string) {}
 
-  append(event: Event): Promise<void> {
+  append(events: Event[]): Promise<void> {
     return this.serial(async () => {
       await mkdir(this.dir, { recursive: true });
       const file = await open(join(this.dir, CURRENT), 'a');
       try {
-        await file.write(`${JSON.stringify(event)}\n`);
+        await file.write(events.map((e) => `${JSON.stringify(e)}\n`).join(''));
         await file.datasync();
       } finally {
         await file.close();

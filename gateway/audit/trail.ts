@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import { buildAuditEvent, type AuditInput } from '../../store/audit-event';
-import type { AuditJob } from '../../workers/audit';
+import type { IdentifiedAuditEvent } from '../../workers/audit';
 import type { Principal } from '../auth/principal';
 import { describeRequest, type RequestKind } from './interaction';
 import { patientsOf, patientsOfSearch } from './patients';
@@ -21,7 +21,7 @@ export interface AuditTrailOptions {
  * `patientsOf`), from a Patient instance in the path, the body of a write, and the
  * patient/subject parameters of a search.
  */
-export function auditTrail(recorder: { record(event: AuditJob['event']): void }, opts: AuditTrailOptions): RequestHandler {
+export function auditTrail(recorder: { record(event: IdentifiedAuditEvent): void }, opts: AuditTrailOptions): RequestHandler {
   return (req, res, next) => {
     const path = pathOf(req);
     if (describeRequest(req.method, path) === undefined) {
@@ -47,7 +47,7 @@ export function auditTrail(recorder: { record(event: AuditJob['event']): void },
   };
 }
 
-function eventFor(req: Request, res: Response, path: string, status: number | undefined, opts: AuditTrailOptions): AuditJob['event'] {
+function eventFor(req: Request, res: Response, path: string, status: number | undefined, opts: AuditTrailOptions): IdentifiedAuditEvent {
   const kind = describeRequest(req.method, path, req.body)!;
   const principal = res.locals.principal as Principal | undefined;
   const resource = kind.resource ?? createdResource(kind, res);
@@ -69,7 +69,7 @@ function eventFor(req: Request, res: Response, path: string, status: number | un
     query: params ? `${kind.type}?${new URLSearchParams(params)}` : undefined,
     observer: opts.observer,
     detail: kind.detail,
-  }) as AuditJob['event'];
+  }) as IdentifiedAuditEvent;
 }
 
 function pathOf(req: Request): string {

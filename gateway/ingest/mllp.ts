@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { buildAuditEvent, type AuditInput } from '../../store/audit-event';
-import type { AuditJob } from '../../workers/audit';
+import type { IdentifiedAuditEvent } from '../../workers/audit';
 import { ACK_STATUS } from './ack';
 import { ANY_FACILITY, peerFacilities, type MllpPeers } from './mllp-peers';
 import type { Hl7Receipt } from './service';
@@ -25,7 +25,7 @@ export interface MllpOptions {
   /** Idle connections are closed after this long. */
   idleTimeoutMs?: number;
   /** The audit trail: one AuditEvent per message, as `POST /ingest/hl7v2` gets from gateway/audit. */
-  audit?: { record(event: AuditJob['event']): void; observer: AuditInput['observer'] };
+  audit?: { record(event: IdentifiedAuditEvent): void; observer: AuditInput['observer'] };
 }
 
 /**
@@ -123,6 +123,6 @@ function audit(opts: MllpOptions, socket: Socket, facilities: ReadonlySet<string
       client: { facility, address: socket.remoteAddress },
       observer: opts.audit.observer,
       detail: `MLLP${receipt?.messageId ? `, message ${receipt.messageId}` : ''}`,
-    }) as AuditJob['event'],
+    }) as IdentifiedAuditEvent,
   );
 }

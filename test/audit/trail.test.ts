@@ -15,7 +15,7 @@ import { buildAuditEvent } from '../../store/audit-event';
 import { auditTrail } from '../../gateway/audit/trail';
 import { startRedisServer, type RedisChild } from '../../gateway/redis-process';
 import type { Repository } from '../../store/repository';
-import { auditQueue, startAuditWorker, type AuditJob } from '../../workers/audit';
+import { auditQueue, startAuditWorker, type AuditJob, type IdentifiedAuditEvent } from '../../workers/audit';
 import { auditMetrics } from '../../workers/metrics';
 import { redisConnection } from '../../workers/queues';
 import { REDIS_URL, silent } from '../support/ingest';
@@ -215,7 +215,9 @@ describe('createApp audit hook', () => {
 });
 
 describe('audit worker batches', () => {
-  it('writes queued events in transactions of at most 200, every one of them', async () => {
+  const event = (id: string) => ({ resourceType: 'AuditEvent', id, type: { code: 'rest' }, recorded: new Date().toISOString(), agent: [{ requestor: true }], source: { observer: { display: 'test' } } }) as IdentifiedAuditEvent;
+
+  it('writes queued events in transactions of at most 200, every one of them, old single-event jobs too', async () => {
     const batches: number[] = [];
     const h = await harness(REDIS_URL, { worker: false });
     try {
@@ -225,7 +227,10 @@ describe('audit worker batches', () => {
         return h.store.repo.applyWrites(intents);
       };
       const ids = Array.from({ length: 450 }, (_, i) => `batch-${i}`);
-      await h.queue.addBulk(ids.map((id) => ({ name: 'write', data: { event: { resourceType: 'AuditEvent', id, type: { code: 'rest' }, recorded: new Date().toISOString(), agent: [{ requestor: true }], source: { observer: { display: 'test' } } } }, opts: { jobId: id } })));
+      // 88 jobs of 5 events, and 10 as a gateway from before the batching queued them.
+      const jobs = Array.from({ length: 88 }, (_, j) => ({ name: 'write', data: { events: ids.slice(j * 5, j * 5 + 5).map(event) } }));
+      const legacy = ids.slice(440).map((id) => ({ name: 'write', data: { event: event(id) } as AuditJob }));
+      await h.queue.addBulk([...jobs, ...legacy]);
       h.workers.push(startAuditWorker({ repo: counting, log: silent }, { connection: redisConnection(REDIS_URL), prefix: (h.queue.opts.prefix as string) }));
       const events = await waitForEvents(h.store.repo, 450);
       expect(events.map((e) => e.id).sort()).toEqual([...ids].sort());
@@ -236,16 +241,33 @@ describe('audit worker batches', () => {
       await h.close();
     }
   });
-  it('an event the store refuses fails alone; the rest of its batch is written', async () => {
+
+  it('an event the store refuses fails alone: the rest of its job and batch is written, the job keeps only it', async () => {
     const h = await harness(REDIS_URL);
     try {
-      const event = (id: string) => ({ resourceType: 'AuditEvent', id, type: { code: 'rest' }, recorded: new Date().toISOString(), agent: [{ requestor: true }], source: { observer: { display: 'test' } } }) as AuditJob['event'];
       const ids = Array.from({ length: 20 }, (_, i) => `ok-${i}`);
-      await h.queue.addBulk([...ids, 'not a valid id'].map((id) => ({ name: 'write', data: { event: event(id) }, opts: { jobId: id, attempts: 1 } })));
+      const jobs = [0, 1, 2, 3].map((j) => ids.slice(j * 5, j * 5 + 5).map(event));
+      jobs[2].push(event('not a valid id'));
+      await h.queue.addBulk(jobs.map((events) => ({ name: 'write', data: { events }, opts: { attempts: 1 } })));
       const written = await waitForEvents(h.store.repo, 20);
       expect(written.map((e) => e.id).sort()).toEqual([...ids].sort());
       for (let i = 0; i < 100 && (await h.queue.getFailedCount()) === 0; i++) await new Promise((r) => setTimeout(r, 50));
-      expect((await h.queue.getFailed()).map((j) => j.id)).toEqual(['not a valid id']);
+      const failed = await h.queue.getFailed();
+      expect(failed.map((j) => j.data.events.map((e) => e.id))).toEqual([['not a valid id']]);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('the recorder hands the events of a burst over as a few jobs, not one each', async () => {
+    const h = await harness(REDIS_URL, { worker: false });
+    try {
+      const ids = Array.from({ length: 250 }, (_, i) => `burst-${i}`);
+      for (const id of ids) h.recorder.record(event(id));
+      await h.recorder.drain();
+      const jobs = await h.queue.getWaiting(0, -1);
+      expect(jobs.length).toBeLessThanOrEqual(3);
+      expect(jobs.flatMap((j) => j.data.events.map((e) => e.id)).sort()).toEqual([...ids].sort());
     } finally {
       await h.close();
     }
@@ -299,7 +321,7 @@ describe('audit with Redis and the store both away', () => {
     try {
       const spilledBefore = (await auditMetrics.spilled.get()).values[0]?.value ?? 0;
       const ids = Array.from({ length: 30 }, (_, i) => `spill-${i}`);
-      for (const id of ids) recorder.record(buildAuditEvent({ id, recorded: new Date().toISOString(), what: { interaction: 'read' }, status: 200, patients: ['Patient/p-5'], observer: OBSERVER }) as AuditJob['event']);
+      for (const id of ids) recorder.record(buildAuditEvent({ id, recorded: new Date().toISOString(), what: { interaction: 'read' }, status: 200, patients: ['Patient/p-5'], observer: OBSERVER }) as IdentifiedAuditEvent);
       await recorder.drain();
       expect((await auditMetrics.spilled.get()).values[0].value - spilledBefore).toBe(30);
       const [file] = readdirSync(dir);

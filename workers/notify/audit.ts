@@ -6,14 +6,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { buildAuditEvent, DCM, OPERATION_SYSTEM } from '../../store/audit-event';
-import type { AuditJob } from '../audit';
+import type { IdentifiedAuditEvent } from '../audit';
 import type { NotifyJob } from './queue';
 import type { Watch } from './subscription';
 
 export const NOTIFICATION_SUBTYPE = { system: OPERATION_SYSTEM, code: 'subscription-notification', display: 'Subscription notification' };
 
 /** `json`: the version sent, when the channel carried it; its Patient references are the entities. */
-export function notificationEvent(watch: Watch, n: NotifyJob, json: string | null, observer: string): AuditJob['event'] {
+export function notificationEvent(watch: Watch, n: NotifyJob, json: string | null, observer: string): IdentifiedAuditEvent {
   // Stored JSON comes back from JSONB with a space after each colon; a client's may have none.
   const patients = json ? [...new Set([...json.matchAll(/"reference":\s*"(Patient\/[A-Za-z0-9\-.]{1,64})"/g)].map((m) => m[1]))] : [];
   if (n.type === 'Patient') patients.push(`Patient/${n.id}`);
@@ -27,10 +27,10 @@ export function notificationEvent(watch: Watch, n: NotifyJob, json: string | nul
     patients,
     observer: { name: observer },
     detail: `Subscription/${watch.id} over ${watch.channel.type}${json ? ', with the resource' : ''}`,
-  }) as AuditJob['event'];
+  }) as IdentifiedAuditEvent;
 }
 
 /** Where notifications' AuditEvents go: the process's AuditRecorder (gateway/audit/recorder.ts), which queues them and falls back to the store, then to disk. */
 export interface AuditRecord {
-  record(event: AuditJob['event']): void;
+  record(event: IdentifiedAuditEvent): void;
 }
