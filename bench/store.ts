@@ -24,7 +24,7 @@ import { createApp } from '../gateway/app';
 import { asOffice, testAuth, tokenFor } from '../test/support/auth';
 import { AuditRecorder } from '../gateway/audit/recorder';
 import { auditTrail } from '../gateway/audit/trail';
-import { rateLimit } from '../gateway/hardening';
+import { rateLimit } from '../gateway/rate-limit';
 import { auditQueue, startAuditWorker } from '../workers/audit';
 import { createValidator } from '../profiles/validator';
 import { processBundle } from '../store/bundle';

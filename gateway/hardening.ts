@@ -1,15 +1,11 @@
 /**
- * What stands between the network and the handlers: security headers, time limits and
- * per-client rate limits. Body size limits are the body parsers' (AppDeps.maxBodyBytes).
+ * What stands between the network and the handlers: security headers and time limits. Body
+ * size limits are the body parsers' (AppDeps.maxBodyBytes); rate limits are rate-limit.ts's.
  */
 import type { Server } from 'node:http';
-import type { Request, RequestHandler, Response } from 'express';
+import type { RequestHandler, Response } from 'express';
 import helmet from 'helmet';
-import type Redis from 'ioredis';
-import type { Logger } from 'pino';
-import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { outcome } from '../store/errors';
-import type { Principal } from './auth/principal';
 import { sendJson } from './fhir/routes';
 
 /**
@@ -70,55 +66,4 @@ export function requestTimeout(timeoutMs: number): RequestHandler {
  */
 export function streamsLong(res: Response): void {
   res.locals.streamsLong = true;
-}
-
-export interface RateLimitOptions {
-  redis: Redis;
-  perMinute: number;
-  /** Key prefix in Redis, e.g. the queue prefix, so gateways sharing a Redis count apart. */
-  keyPrefix: string;
-  log: Logger;
-  /** A Redis that does not answer within this is treated as away. Default 500 ms. */
-  timeoutMs?: number;
-}
-
-/**
- * Per-client limit over a sliding minute, counted in Redis so every gateway process shares it.
- * Keyed by the authenticated client (`res.locals.principal`; mount after authentication),
- * else the remote address. Over the limit: 429 OperationOutcome with Retry-After. If Redis is
- * away the request goes through (a limiter outage must not block care) and a warning is
- * logged once per outage.
- */
-export function rateLimit(opts: RateLimitOptions): RequestHandler {
-  const limiter = new RateLimiterRedis({ storeClient: opts.redis, points: opts.perMinute, duration: 60, keyPrefix: `${opts.keyPrefix}:rate`, rejectIfRedisNotReady: true });
-  const timeoutMs = opts.timeoutMs ?? 500;
-  let outage = false;
-  return async (req, res, next) => {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([
-        limiter.consume(clientKey(req, res)),
-        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs))),
-      ]);
-      if (outage) opts.log.info('rate limiter reachable again');
-      outage = false;
-    } catch (err) {
-      if (err instanceof RateLimiterRes) {
-        const seconds = Math.max(1, Math.ceil(err.msBeforeNext / 1000));
-        res.set('Retry-After', String(seconds));
-        sendJson(res, 429, outcome([{ severity: 'error', code: 'throttled', diagnostics: `More than ${opts.perMinute} requests a minute from this client; retry in ${seconds} s` }]));
-        return;
-      }
-      if (!outage) opts.log.warn({ err: (err as Error).message?.split('\n')[0] }, 'rate limiter unavailable (Redis): letting requests through unlimited');
-      outage = true;
-    } finally {
-      clearTimeout(timer);
-    }
-    next();
-  };
-}
-
-function clientKey(req: Request, res: Response): string {
-  const principal = res.locals.principal as Principal | undefined;
-  return principal ? `client:${principal.clientId}` : `ip:${req.ip ?? 'unknown'}`;
 }

@@ -8,7 +8,8 @@ import request from 'supertest';
 import { queueBoard } from '../../gateway/admin';
 import { createApp, errorHandler } from '../../gateway/app';
 import { asOffice } from '../support/auth';
-import { applyServerTimeouts, rateLimit, requestTimeout, securityHeaders } from '../../gateway/hardening';
+import { applyServerTimeouts, requestTimeout, securityHeaders } from '../../gateway/hardening';
+import { rateLimit } from '../../gateway/rate-limit';
 import { createLogger } from '../../gateway/logger';
 import { auditQueue } from '../../workers/audit';
 import { redisConnection } from '../../workers/queues';
@@ -127,17 +128,24 @@ describe('rate limit (Redis)', () => {
   });
   afterAll(() => redis.quit());
 
-  const limitedApp = (client: Redis, perMinute: number, log = silent): Express => {
+  const limitedApp = (client: Redis, perMinute: number, log = silent, keyPrefix = `{test-rl-${randomBytes(4).toString('hex')}}`): Express => {
     const app = express();
     app.use((req, res, next) => {
       if (req.get('X-Test-Client')) res.locals.principal = { clientId: req.get('X-Test-Client'), facility: 'f', scopes: [{ context: 'system', type: '*', interactions: 'cruds' }], access: { unrestricted: true } };
       next();
     });
-    app.use(createApp({ repo: store.repo, rateLimit: rateLimit({ redis: client, perMinute, keyPrefix: `{test-rl-${randomBytes(4).toString('hex')}}`, log }) }));
+    app.use(createApp({ repo: store.repo, rateLimit: rateLimit({ redis: client, perMinute, keyPrefix, log, syncMs: 20 }) }));
     return app;
+  };
+  const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 150));
+  // Counts start again each clock minute: a test that crossed one would see its count reset.
+  const clearOfMinuteEdge = async (): Promise<void> => {
+    const left = 60_000 - (Date.now() % 60_000);
+    if (left < 5000) await new Promise((r) => setTimeout(r, left + 10));
   };
 
   it('a client over its limit gets 429 OperationOutcome with Retry-After; other clients do not', async () => {
+    await clearOfMinuteEdge();
     const app = limitedApp(redis, 3);
     for (let i = 0; i < 3; i++) await request(app).get('/fhir/metadata').set('X-Test-Client', 'busy').expect(200);
     const res = await request(app).get('/fhir/metadata').set('X-Test-Client', 'busy').expect(429);
@@ -150,13 +158,41 @@ describe('rate limit (Redis)', () => {
     await request(app).get('/fhir/metadata').expect(200);
   });
 
-  it('with Redis unreachable the limiter lets requests through and warns once', async () => {
+  it('processes sharing a Redis share each client\'s count: what one admitted, another refuses', async () => {
+    await clearOfMinuteEdge();
+    const keyPrefix = `{test-rl-${randomBytes(4).toString('hex')}}`;
+    const [a, b] = [limitedApp(redis, 10, silent, keyPrefix), limitedApp(redis, 10, silent, keyPrefix)];
+    for (let i = 0; i < 6; i++) await request(a).get('/fhir/metadata').set('X-Test-Client', 'shared').expect(200);
+    await settle();
+    // b learns the shared count at its first sync.
+    await request(b).get('/fhir/metadata').set('X-Test-Client', 'shared').expect(200);
+    await settle();
+    for (let i = 0; i < 3; i++) await request(b).get('/fhir/metadata').set('X-Test-Client', 'shared').expect(200);
+    await request(b).get('/fhir/metadata').set('X-Test-Client', 'shared').expect(429);
+    await settle();
+    await request(a).get('/fhir/metadata').set('X-Test-Client', 'shared').expect(200);
+    await settle();
+    await request(a).get('/fhir/metadata').set('X-Test-Client', 'shared').expect(429);
+    // The shared count is in Redis, under the prefix.
+    const keys = await redis.keys(`${keyPrefix}:rate:client:shared:*`);
+    expect(keys).toHaveLength(1);
+    expect(Number(await redis.get(keys[0]))).toBe(11);
+  });
+
+  it('with Redis unreachable each process still holds its clients to the limit, and warns once', async () => {
     const lines: string[] = [];
     const dead = new Redis({ host: '127.0.0.1', port: 1, enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: () => null });
     dead.on('error', () => undefined);
-    const app = limitedApp(dead, 1, capturingLogger(lines));
-    for (let i = 0; i < 4; i++) await request(app).get('/fhir/metadata').set('X-Test-Client', 'c').expect(200);
-    expect(lines.filter((l) => l.includes('rate limiter unavailable'))).toHaveLength(1);
+    await clearOfMinuteEdge();
+    const app = limitedApp(dead, 3, capturingLogger(lines));
+    for (let i = 0; i < 3; i++) {
+      await request(app).get('/fhir/metadata').set('X-Test-Client', 'c').expect(200);
+      await settle();
+    }
+    await request(app).get('/fhir/metadata').set('X-Test-Client', 'c').expect(429);
+    await request(app).get('/fhir/metadata').set('X-Test-Client', 'other').expect(200);
+    await settle();
+    expect(lines.filter((l) => l.includes('Redis unavailable'))).toHaveLength(1);
     dead.disconnect();
   });
 });
