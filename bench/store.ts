@@ -21,7 +21,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { generateConsortium, generatorSummary, type GeneratorOptions } from '../fixtures/synthetic/consortium';
 import { createApp } from '../gateway/app';
-import { asOffice, testAuth, tokenFor } from '../test/support/auth';
+import { asFacility, asOffice, testAuth, tokenFor } from '../test/support/auth';
 import { AuditRecorder } from '../gateway/audit/recorder';
 import { auditTrail } from '../gateway/audit/trail';
 import { rateLimit } from '../gateway/rate-limit';
@@ -55,6 +55,9 @@ const gen: GeneratorOptions = {
 };
 
 const silent = pino({ level: 'silent' });
+
+/** The facility whose clinicians the latency samples stand for (a community centre reading the shared record). */
+const FACILITY = 'community-centre-a';
 
 const admin = (sql: string): Promise<void> => adminQuery(sql, args['database-url']);
 
@@ -149,21 +152,27 @@ async function main(): Promise<void> {
           stdio: ['ignore', 'ignore', 'inherit'],
         })
       : undefined;
-    const onApp = createApp({
-      repo: store.repo,
-      auth: await testAuth({ tokenTtlSeconds: 3600 }),
-      audit: auditTrail(recorder, { observer: { name: 'bench-store', url: 'http://127.0.0.1/fhir' } }),
-      rateLimit: rateLimit({ redis, perMinute: 10_000_000, keyPrefix: prefix, log: silent }),
-    });
-    const offApp = express().use(asOffice(), createApp({ repo: store.repo }));
-    const listen = async (app: express.Express): Promise<[Server, string]> => {
-      const server = app.listen(0, '127.0.0.1');
+    // The layers one at a time, so the cost of each is visible: the facility's access rules
+    // alone (principal set, no token), then its token checked (with scopes), then the rate
+    // limiter, then the audit trail: the last is the gateway as it runs.
+    const auth = await testAuth({ tokenTtlSeconds: 3600 });
+    const limiter = rateLimit({ redis, perMinute: 10_000_000, keyPrefix: prefix, log: silent });
+    const layers: { name: string; app: express.Express; token: boolean; audited: boolean }[] = [
+      { name: 'off', app: express().use(asOffice(), createApp({ repo: store.repo })), token: false, audited: false },
+      { name: 'access rules', app: express().use(asFacility(FACILITY), createApp({ repo: store.repo })), token: false, audited: false },
+      { name: '+ token', app: createApp({ repo: store.repo, auth }), token: true, audited: false },
+      { name: '+ rate limit', app: createApp({ repo: store.repo, auth, rateLimit: limiter }), token: true, audited: false },
+      { name: '+ audit = on', app: createApp({ repo: store.repo, auth, rateLimit: limiter, audit: auditTrail(recorder, { observer: { name: 'bench-store', url: 'http://127.0.0.1/fhir' } }) }), token: true, audited: true },
+    ];
+    const servers: Server[] = [];
+    const targets: { name: string; base: string; headers: Record<string, string>; audited: boolean }[] = [];
+    for (const layer of layers) {
+      const server = layer.app.listen(0, '127.0.0.1');
       await once(server, 'listening');
-      return [server, `http://127.0.0.1:${(server.address() as AddressInfo).port}/fhir`];
-    };
-    const [onServer, onBase] = await listen(onApp);
-    const [offServer, offBase] = await listen(offApp);
-    const onHeaders = { authorization: `Bearer ${await tokenFor(onApp, 'community-centre-a')}` };
+      servers.push(server);
+      const headers: Record<string, string> = layer.token ? { authorization: `Bearer ${await tokenFor(layer.app, FACILITY)}` } : {};
+      targets.push({ name: layer.name, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}/fhir`, headers, audited: layer.audited });
+    }
     const samples = Number(args.samples);
     const sampledPatients = await store.db.query<{ content: string }>(
       `SELECT content::text AS content FROM resource WHERE type = 'Patient' ORDER BY random() LIMIT ${samples}`,
@@ -194,37 +203,33 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 10));
       }
     };
-    console.log(`\nlatency over HTTP, to the last byte (sequential requests; blocks of ${BLOCK} samples on each app in turn, the audit written out before each auth-off block; audit worker ${separate ? 'in a process of its own' : 'in the gateway process'})`);
-    console.log(`${'query'.padEnd(44)} ${'auth+audit off'.padStart(18)}  ${'auth+audit on'.padStart(18)}   p95 on/off   entries off/on`);
-    console.log(`${''.padEnd(44)} ${'p50 ms   p95 ms'.padStart(18)}  ${'p50 ms   p95 ms'.padStart(18)}`);
+    const col = 16;
+    console.log(`\nlatency over HTTP, to the last byte, p50/p95 ms (sequential requests; blocks of ${BLOCK} samples on each layer in turn, the audit written out before each unaudited block; audit worker ${separate ? 'in a process of its own' : 'in the gateway process'})`);
+    console.log(`${'query'.padEnd(44)}${targets.map((t) => t.name.padStart(col)).join('')}   p95 on/off   entries off/on`);
     for (const [name, make] of queries) {
-      for (let i = 0; i < 20; i++) {
-        await timed(offBase, make(i), {});
-        await timed(onBase, make(i), onHeaders);
-      }
-      const off: number[] = [];
-      const on: number[] = [];
-      let offEntries = 0;
-      let onEntries = 0;
-      // Blocks of samples, alternating which app goes first. Before an "off" block the audit of
-      // the "on" requests is written out, so that the baseline does not pay for the audit
+      for (let i = 0; i < 20; i++) for (const t of targets) await timed(t.base, make(i), t.headers);
+      const times = targets.map(() => [] as number[]);
+      const entries = targets.map(() => 0);
+      // Blocks of samples, rotating which layer goes first. Before an unaudited block the audit
+      // of the audited requests is written out, so that the baseline does not pay for the audit
       // worker's writes on the same server (stop 10 found it did, flattering the ratio).
       for (let start = 0, block = 0; start < samples; start += BLOCK, block++) {
         const end = Math.min(samples, start + BLOCK);
-        const runOff = async (): Promise<void> => {
-          await auditQuiet();
-          for (let i = start; i < end; i++) { const [ms, n] = await timed(offBase, make(i), {}); off.push(ms); offEntries += n; }
-        };
-        const runOn = async (): Promise<void> => {
-          for (let i = start; i < end; i++) { const [ms, n] = await timed(onBase, make(i), onHeaders); on.push(ms); onEntries += n; }
-        };
-        for (const run of block % 2 === 0 ? [runOff, runOn] : [runOn, runOff]) await run();
+        for (let k = 0; k < targets.length; k++) {
+          const j = (k + block) % targets.length;
+          const t = targets[j];
+          if (!t.audited) await auditQuiet();
+          for (let i = start; i < end; i++) {
+            const [ms, n] = await timed(t.base, make(i), t.headers);
+            times[j].push(ms);
+            entries[j] += n;
+          }
+        }
       }
-      off.sort((x, y) => x - y);
-      on.sort((x, y) => x - y);
-      const cell = (t: number[]): string => `${percentile(t, 50).toFixed(2).padStart(7)}  ${percentile(t, 95).toFixed(2).padStart(7)}`;
-      const ratio = percentile(on, 95) / percentile(off, 95);
-      console.log(`${name.padEnd(44)} ${cell(off).padStart(18)}  ${cell(on).padStart(18)}   ${ratio.toFixed(3).padStart(10)}   ${(offEntries / samples).toFixed(1)}/${(onEntries / samples).toFixed(1)}`);
+      for (const t of times) t.sort((x, y) => x - y);
+      const cell = (t: number[]): string => `${percentile(t, 50).toFixed(2)}/${percentile(t, 95).toFixed(2)}`.padStart(col);
+      const ratio = percentile(times.at(-1)!, 95) / percentile(times[0], 95);
+      console.log(`${name.padEnd(44)}${times.map(cell).join('')}   ${ratio.toFixed(3).padStart(10)}   ${(entries[0] / samples).toFixed(1)}/${(entries.at(-1)! / samples).toFixed(1)}`);
     }
     await recorder.drain();
     const audited = (await auditStore.db.query<{ n: string }>(`SELECT count(*) AS n FROM resource WHERE type = 'AuditEvent'`))[0].n;
@@ -238,8 +243,7 @@ async function main(): Promise<void> {
     await audits.obliterate({ force: true });
     await audits.close();
     await redis.quit();
-    onServer.close();
-    offServer.close();
+    for (const server of servers) server.close();
     await auditStore.close();
     await admin(`DROP DATABASE IF EXISTS ${auditDb} WITH (FORCE)`);
   } finally {

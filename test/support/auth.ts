@@ -63,9 +63,20 @@ export async function facilityAgents(app: Express, facilities: string[]): Promis
  * request acts as the office, with every scope, as if its token had been checked in front.
  */
 export function asOffice(): RequestHandler {
+  return acting({ clientId: 'office-console', facility: OFFICE, scopes: ALL_SCOPES, access: { facility: OFFICE, unrestricted: true } });
+}
+
+/** Every request acts as `facility`'s demo client under its access rules, as if its token had been checked in front. */
+export function asFacility(facility: string): RequestHandler {
+  return acting({ clientId: demoClient(facility).clientId, facility, scopes: ALL_SCOPES, access: { facility } });
+}
+
+const ALL_SCOPES: Principal['scopes'] = [{ context: 'system', type: '*', interactions: 'cruds' }];
+
+function acting(principal: Principal): RequestHandler {
   return (_req, res, next) => {
-    const principal: Principal = { clientId: 'office-console', facility: OFFICE, scopes: [{ context: 'system', type: '*', interactions: 'cruds' }], access: { facility: OFFICE, unrestricted: true } };
-    res.locals.principal = principal;
+    // A copy each time: authentication adds break-glass to a request's principal.
+    res.locals.principal = { ...principal, access: { ...principal.access } };
     next();
   };
 }
