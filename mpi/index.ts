@@ -18,6 +18,8 @@ import { merges, type Merge } from './merges';
 import { mpiAuditEvent, type MpiAction } from './audit';
 import type { MatchRules } from './rules';
 
+const goldenReadOnly = (id: string): FhirError => new FhirError(403, 'forbidden', `Patient/${id} is a golden record of the patient index: it is maintained by the index and read-only`);
+
 /** The origin the index writes its own records with; its observer ignores them. */
 const ORIGIN = 'mpi';
 /** Who the matcher's automatic decisions are recorded as. */
@@ -38,6 +40,15 @@ export interface LinkDecision {
   reviews: number;
 }
 
+/** What deciding about a registration reads of it (PatientIndex.lockAndRead). */
+interface Prior {
+  /** The id is a golden record's: read-only. */
+  golden: boolean;
+  current?: Link;
+  /** Golden records a person decided it is not. */
+  rejected: Set<string>;
+}
+
 export interface Person {
   goldenId: string;
   /** The facility Patients linked to the golden record. */
@@ -53,16 +64,24 @@ export class PatientIndex {
   }
 
   /**
-   * A batch of written Patients (a Bundle, an import chunk) is linked one by one, but the golden
+   * A batch of written Patients (a Bundle, an import chunk) is linked one by one, but what each
+   * decision reads of the registration itself (its link, whether it is a golden id, its rejected
+   * records) is read for the batch at once, after locking every key of the batch, and the golden
    * records they touch are rebuilt once, together, at the end: matching reads the links, not the
-   * golden Patients, so a later registration of the batch decides the same either way.
+   * golden Patients, so a later registration of the batch decides the same either way. An import
+   * chunk of new residents took about ten queries a registration one by one; now two.
    */
   private async observe(repo: Repository, written: Written[]): Promise<void> {
     const touched = new Set<string>();
-    for (const w of written) {
-      if (w.type !== 'Patient' || w.origin === ORIGIN) continue;
+    const mine = written.filter((w) => w.type === 'Patient' && w.origin !== ORIGIN);
+    const seen = new Map<string, number>();
+    for (const w of mine) seen.set(w.id, (seen.get(w.id) ?? 0) + 1);
+    // A registration written twice in the batch reads its own state again, after its first decision.
+    const once = mine.filter((w) => w.json !== undefined && seen.get(w.id) === 1).map((w) => JSON.parse(w.json!) as Patient & { id: string });
+    const priors = once.length > 1 ? await this.lockAndRead(repo.executor, once.map((p) => [p, lookupKeys(featuresOf(p), this.rules.blocking.keys)])) : undefined;
+    for (const w of mine) {
       if (w.json === undefined) await this.forget(repo, w.id, touched);
-      else await this.register(repo, JSON.parse(w.json) as Patient & { id: string }, touched);
+      else await this.register(repo, JSON.parse(w.json) as Patient & { id: string }, touched, priors?.get(w.id));
     }
     await this.refreshGoldens(repo, [...touched]);
   }
@@ -72,46 +91,58 @@ export class PatientIndex {
    * the possible matches go to review. A manual link is kept (only its features refresh); an
    * automatic one is re-evaluated and leaves its golden record when it no longer matches it.
    * `touched`: collects the golden records to rebuild instead of rebuilding them now.
+   * `prior`: the registration's state, read under its locks by the caller (observe).
    */
-  async register(repo: Repository, patient: Patient & { id: string }, touched?: Set<string>): Promise<LinkDecision> {
+  async register(repo: Repository, patient: Patient & { id: string }, touched?: Set<string>, prior?: Prior): Promise<LinkDecision> {
     const ex = repo.executor;
-    if (isGolden(patient) || (await links.isGolden(ex, patient.id))) {
-      throw new FhirError(403, 'forbidden', `Patient/${patient.id} is a golden record of the patient index: it is maintained by the index and read-only`);
-    }
+    if (isGolden(patient)) throw goldenReadOnly(patient.id);
     const features = featuresOf(patient);
     const keys = blockingKeys(features, this.rules.blocking.keys);
     const lookup = lookupKeys(features, this.rules.blocking.keys);
-    await links.lock(ex, [...lookup, `patient:${patient.id}`]);
-    const current = await links.get(ex, patient.id);
+    const { golden, current, rejected } = prior ?? (await this.lockAndRead(ex, [[patient, lookup]])).get(patient.id)!;
+    if (golden) throw goldenReadOnly(patient.id);
     if (current && sameFeatures(current.features, features)) return { goldenId: current.goldenId, verdict: 'UNCHANGED', reviews: 0 };
     if (current?.linkSource === 'MANUAL') {
       await links.save(ex, { ...current, features, rulesVersion: this.rules.version }, keys, MATCHER);
       await this.goldensChanged(repo, [current.goldenId], touched);
       return { goldenId: current.goldenId, verdict: 'MANUAL', reviews: 0 };
     }
-    const rejected = await links.rejected(ex, patient.id);
     const scored = (await this.scoreGoldens(ex, features, lookup, patient.id)).filter((g) => !rejected.has(g.goldenId));
     const matches = scored.filter((g) => g.verdict === 'MATCH');
     // Stay with the current golden record while it still matches: a link does not jump
     // between records on every update; a second matching record goes to review instead.
     const chosen = matches.find((g) => g.goldenId === current?.goldenId) ?? matches[0];
     let goldenId: string;
+    let newGolden = false;
     if (chosen) goldenId = chosen.goldenId;
     else if (current && (await links.members(ex, current.goldenId)).length === 1) goldenId = current.goldenId;
     else {
       goldenId = randomUUID();
-      await links.createGolden(ex, goldenId);
+      newGolden = true;
     }
     await links.save(
       ex,
       { patientId: patient.id, goldenId, linkSource: 'AUTO', score: chosen?.score ?? null, rule: chosen?.rule ?? 'new-person', rulesVersion: this.rules.version, features },
       keys,
       MATCHER,
+      newGolden,
     );
     const reviews = scored.filter((g) => g.goldenId !== goldenId && g.verdict !== 'NO_MATCH');
-    await links.setOpenReviews(ex, patient.id, reviews.map((g) => ({ goldenId: g.goldenId, score: g.score, levels: g.levels })));
+    // A registration never linked before has no open review entries to replace.
+    if (current || reviews.length > 0) await links.setOpenReviews(ex, patient.id, reviews.map((g) => ({ goldenId: g.goldenId, score: g.score, levels: g.levels })));
     await this.goldensChanged(repo, [goldenId, ...(current && current.goldenId !== goldenId ? [current.goldenId] : [])], touched);
     return { goldenId, verdict: chosen ? 'MATCH' : 'NEW', score: chosen?.score, rule: chosen?.rule, reviews: reviews.length };
+  }
+
+  /**
+   * Locks what deciding about each registration touches (its lookup keys and itself, see
+   * links.lock), all at once and in one order, then reads each one's state.
+   */
+  private async lockAndRead(ex: SqlExecutor, registrations: [Patient & { id: string }, string[]][]): Promise<Map<string, Prior>> {
+    const ids = registrations.map(([p]) => p.id);
+    await links.lock(ex, registrations.flatMap(([p, lookup]) => [...lookup, `patient:${p.id}`]));
+    const [goldens, current, rejected] = [await links.goldenIds(ex, ids), await links.getMany(ex, ids), await links.rejected(ex, ids)];
+    return new Map(ids.map((id) => [id, { golden: goldens.has(id), current: current.get(id), rejected: rejected.get(id) ?? new Set<string>() }]));
   }
 
   /** A deleted facility Patient leaves its golden record (which goes if nobody is left). */
@@ -176,12 +207,13 @@ export class PatientIndex {
     const sorted = [...new Set(ids)].sort();
     if (sorted.length === 0) return;
     await links.lock(ex, sorted.map((id) => `golden:${id}`));
+    const [rows, membersOf] = [await links.goldenRows(ex, sorted), await links.membersOf(ex, sorted)];
     const writes: WriteIntent[] = [];
     const emptied: string[] = [];
     for (const goldenId of sorted) {
-      const row = await links.goldenRow(ex, goldenId);
+      const row = rows.get(goldenId);
       if (!row || row.mergedInto) continue;
-      const members = await links.members(ex, goldenId);
+      const members = membersOf.get(goldenId) ?? [];
       if (members.length === 0) {
         writes.push({ method: 'delete', type: 'Patient', id: goldenId, origin: ORIGIN });
         emptied.push(goldenId);
@@ -232,9 +264,8 @@ export class PatientIndex {
     const current = await this.requireLink(ex, patientId);
     if ((await links.members(ex, current.goldenId)).length === 1) throw unprocessable(`Patient/${patientId} is the only registration of its golden record: nothing to unlink from`);
     const goldenId = randomUUID();
-    await links.createGolden(ex, goldenId);
     const link: Link = { ...current, goldenId, linkSource: 'MANUAL', score: null, rule: 'manual-unlink', rulesVersion: this.rules.version };
-    await links.save(ex, link, blockingKeys(current.features, this.rules.blocking.keys), by);
+    await links.save(ex, link, blockingKeys(current.features, this.rules.blocking.keys), by, true);
     await links.decide(ex, patientId, current.goldenId, 'rejected', by);
     await this.refreshGoldens(repo, [goldenId, current.goldenId]);
     await this.audit(repo, 'unlink', by, [`Patient/${patientId}`, `Patient/${current.goldenId}`], `unlinked from ${current.goldenId}; now ${goldenId}`);

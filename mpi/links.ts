@@ -10,6 +10,11 @@ import type { PersonFeatures } from './features';
 
 export type LinkSource = 'AUTO' | 'MANUAL';
 
+export interface GoldenRow {
+  id: string;
+  mergedInto: string | null;
+}
+
 export interface Link {
   patientId: string;
   goldenId: string;
@@ -63,12 +68,23 @@ export const links = {
   },
 
   async get(ex: SqlExecutor, patientId: string): Promise<Link | undefined> {
-    const rows = await ex.query<LinkRowDb>('SELECT * FROM mpi_link WHERE patient_id = $1', [patientId]);
-    return rows[0] && toLink(rows[0]);
+    return (await links.getMany(ex, [patientId])).get(patientId);
+  },
+
+  /** The links of those of `patientIds` that have one, by patient id. */
+  async getMany(ex: SqlExecutor, patientIds: string[]): Promise<Map<string, Link>> {
+    const rows = await ex.query<LinkRowDb>('SELECT * FROM mpi_link WHERE patient_id = ANY($1::text[])', [patientIds]);
+    return new Map(rows.map((r) => [r.patient_id, toLink(r)]));
   },
 
   async isGolden(ex: SqlExecutor, id: string): Promise<boolean> {
-    return (await ex.query('SELECT 1 FROM mpi_golden WHERE id = $1', [id])).length > 0;
+    return (await links.goldenIds(ex, [id])).has(id);
+  },
+
+  /** Those of `ids` that are golden ids. */
+  async goldenIds(ex: SqlExecutor, ids: string[]): Promise<Set<string>> {
+    const rows = await ex.query<{ id: string }>('SELECT id FROM mpi_golden WHERE id = ANY($1::text[])', [ids]);
+    return new Set(rows.map((r) => r.id));
   },
 
   /** The registrations filed under any of `keys`, at most `perKey` per key (a huge block is a bad key, not a lead). */
@@ -83,17 +99,18 @@ export const links = {
     return rows.map(toLink);
   },
 
-  /** Saves a link with its blocking keys, and appends it to the link history. */
-  async save(ex: SqlExecutor, link: Link, blocks: string[], decidedBy: string): Promise<void> {
+  /** Saves a link with its blocking keys, and appends it to the link history; `newGolden`: its golden id is created with it. */
+  async save(ex: SqlExecutor, link: Link, blocks: string[], decidedBy: string, newGolden = false): Promise<void> {
     await ex.query(
-      `WITH del AS (DELETE FROM mpi_block WHERE patient_id = $1 AND NOT (key = ANY($8::text[]))),
+      `WITH golden AS (INSERT INTO mpi_golden (id) SELECT $2 WHERE $10),
+       del AS (DELETE FROM mpi_block WHERE patient_id = $1 AND NOT (key = ANY($8::text[]))),
        ins AS (INSERT INTO mpi_block (key, patient_id) SELECT k, $1 FROM unnest($8::text[]) AS k ON CONFLICT DO NOTHING),
        hist AS (INSERT INTO mpi_link_history (patient_id, golden_id, link_source, score, rule, decided_by) VALUES ($1, $2, $3, $4, $5, $9))
        INSERT INTO mpi_link (patient_id, golden_id, link_source, score, rule, rules_version, features)
        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
        ON CONFLICT (patient_id) DO UPDATE SET golden_id = EXCLUDED.golden_id, link_source = EXCLUDED.link_source, score = EXCLUDED.score,
          rule = EXCLUDED.rule, rules_version = EXCLUDED.rules_version, features = EXCLUDED.features, updated_at = now()`,
-      [link.patientId, link.goldenId, link.linkSource, link.score, link.rule, link.rulesVersion, JSON.stringify(link.features), blocks, decidedBy],
+      [link.patientId, link.goldenId, link.linkSource, link.score, link.rule, link.rulesVersion, JSON.stringify(link.features), blocks, decidedBy, newGolden],
     );
   },
 
@@ -125,8 +142,18 @@ export const links = {
   },
 
   async members(ex: SqlExecutor, goldenId: string): Promise<Member[]> {
-    const rows = await ex.query<{ patient_id: string; features: PersonFeatures | string }>('SELECT patient_id, features FROM mpi_link WHERE golden_id = $1 ORDER BY patient_id', [goldenId]);
-    return rows.map((r) => ({ patientId: r.patient_id, features: json(r.features) }));
+    return (await links.membersOf(ex, [goldenId])).get(goldenId) ?? [];
+  },
+
+  /** The registrations linked to each of `goldenIds` (those with any), in patient id order. */
+  async membersOf(ex: SqlExecutor, goldenIds: string[]): Promise<Map<string, Member[]>> {
+    const rows = await ex.query<{ golden_id: string; patient_id: string; features: PersonFeatures | string }>(
+      'SELECT golden_id, patient_id, features FROM mpi_link WHERE golden_id = ANY($1::text[]) ORDER BY golden_id, patient_id',
+      [goldenIds],
+    );
+    const out = new Map<string, Member[]>();
+    for (const r of rows) out.set(r.golden_id, [...(out.get(r.golden_id) ?? []), { patientId: r.patient_id, features: json(r.features) }]);
+    return out;
   },
 
   async linksOf(ex: SqlExecutor, goldenId: string): Promise<Link[]> {
@@ -134,28 +161,30 @@ export const links = {
     return rows.map(toLink);
   },
 
-  async createGolden(ex: SqlExecutor, id: string): Promise<void> {
-    await ex.query('INSERT INTO mpi_golden (id) VALUES ($1)', [id]);
-  },
-
   /** Drops a golden id nobody is linked to, with the review entries that pointed at it. */
   async dropGolden(ex: SqlExecutor, id: string): Promise<void> {
     await ex.query(`WITH c AS (DELETE FROM mpi_candidate WHERE golden_id = $1 AND state = 'open') DELETE FROM mpi_golden WHERE id = $1`, [id]);
   },
 
-  async goldenRow(ex: SqlExecutor, id: string): Promise<{ id: string; mergedInto: string | null } | undefined> {
-    const rows = await ex.query<{ id: string; merged_into: string | null }>('SELECT id, merged_into FROM mpi_golden WHERE id = $1', [id]);
-    return rows[0] && { id: rows[0].id, mergedInto: rows[0].merged_into };
+  async goldenRow(ex: SqlExecutor, id: string): Promise<GoldenRow | undefined> {
+    return (await links.goldenRows(ex, [id])).get(id);
+  },
+
+  async goldenRows(ex: SqlExecutor, ids: string[]): Promise<Map<string, GoldenRow>> {
+    const rows = await ex.query<{ id: string; merged_into: string | null }>('SELECT id, merged_into FROM mpi_golden WHERE id = ANY($1::text[])', [ids]);
+    return new Map(rows.map((r) => [r.id, { id: r.id, mergedInto: r.merged_into }]));
   },
 
   async setMergedInto(ex: SqlExecutor, id: string, target: string | null): Promise<void> {
     await ex.query('UPDATE mpi_golden SET merged_into = $2 WHERE id = $1', [id, target]);
   },
 
-  /** Golden records a person decided this registration is not. */
-  async rejected(ex: SqlExecutor, patientId: string): Promise<Set<string>> {
-    const rows = await ex.query<{ golden_id: string }>(`SELECT golden_id FROM mpi_candidate WHERE patient_id = $1 AND state = 'rejected'`, [patientId]);
-    return new Set(rows.map((r) => r.golden_id));
+  /** For each of `patientIds`, the golden records a person decided it is not (patients with none are absent). */
+  async rejected(ex: SqlExecutor, patientIds: string[]): Promise<Map<string, Set<string>>> {
+    const rows = await ex.query<{ patient_id: string; golden_id: string }>(`SELECT patient_id, golden_id FROM mpi_candidate WHERE patient_id = ANY($1::text[]) AND state = 'rejected'`, [patientIds]);
+    const out = new Map<string, Set<string>>();
+    for (const r of rows) out.set(r.patient_id, (out.get(r.patient_id) ?? new Set()).add(r.golden_id));
+    return out;
   },
 
   /** Replaces the registration's open review entries with `open` (decided ones stay as they are). */

@@ -124,6 +124,30 @@ describe.each(DRIVERS)('patient index on %s', (driver) => {
     expect(await rejection(() => repo.read('Patient', golden))).toMatchObject({ status: 410 });
   });
 
+  it('decides the registrations of one write (a Bundle, an import chunk) as it would one by one', async () => {
+    const fang = { name: '林芳', gender: 'female' as const, birthDate: '1990-03-05' };
+    await repo.update(facilityPatient('h-1', { ...fang, idNumber: idNumber('1990-03-05', 55) }));
+    await repo.update(facilityPatient('h-2', fang, 'community-centre-a'));
+    await repo.transaction((tx) => store.mpi.unlink(tx, 'h-2', 'office-1'));
+    const apart = await goldenOf('h-2');
+    const newcomer = { name: '黄磊', gender: 'male' as const, birthDate: '1972-08-19', idNumber: idNumber('1972-08-19', 56) };
+    const write = (p: Patient & { id: string }) => ({ method: 'update' as const, type: 'Patient', id: p.id, resource: p });
+    await repo.applyWrites([
+      write(facilityPatient('h-3', newcomer)),
+      // The same new person from another facility, later in the same write: it sees h-3.
+      write(facilityPatient('h-4', newcomer, 'county-hospital')),
+      // Unlinked by hand before: the batch keeps it apart.
+      write(facilityPatient('h-2', { ...fang, phone: '13500000009' }, 'community-centre-a')),
+      // A namesake a generation older.
+      write(facilityPatient('h-5', { name: '黄磊', gender: 'male', birthDate: '1948-02-01' }, 'county-hospital')),
+    ]);
+    expect(await goldenOf('h-4')).toBe(await goldenOf('h-3'));
+    expect(await goldenOf('h-5')).not.toBe(await goldenOf('h-3'));
+    expect(await goldenOf('h-2')).toBe(apart);
+    expect((await readGolden('h-3')).link?.map((l) => l.other.reference).sort()).toEqual(['Patient/h-3', 'Patient/h-4']);
+    expect((await readGolden('h-2')).telecom?.map((t) => t.value)).toContain('13500000009');
+  });
+
   if (driver === 'postgres') {
     it('gives two registrations of one new person arriving at once one golden record', async () => {
       for (let i = 0; i < 15; i++) {
