@@ -73,15 +73,15 @@ export class PatientIndex {
    */
   private async observe(repo: Repository, written: Written[]): Promise<void> {
     const touched = new Set<string>();
-    const mine = written.filter((w) => w.type === 'Patient' && w.origin !== ORIGIN);
+    const mine = written.filter((w) => w.type === 'Patient' && w.origin !== ORIGIN).map((w) => ({ id: w.id, patient: w.json === undefined ? undefined : (JSON.parse(w.json) as Patient & { id: string }) }));
     const seen = new Map<string, number>();
     for (const w of mine) seen.set(w.id, (seen.get(w.id) ?? 0) + 1);
     // A registration written twice in the batch reads its own state again, after its first decision.
-    const once = mine.filter((w) => w.json !== undefined && seen.get(w.id) === 1).map((w) => JSON.parse(w.json!) as Patient & { id: string });
+    const once = mine.flatMap((w) => (w.patient && seen.get(w.id) === 1 ? [w.patient] : []));
     const priors = once.length > 1 ? await this.lockAndRead(repo.executor, once.map((p) => [p, lookupKeys(featuresOf(p), this.rules.blocking.keys)])) : undefined;
     for (const w of mine) {
-      if (w.json === undefined) await this.forget(repo, w.id, touched);
-      else await this.register(repo, JSON.parse(w.json) as Patient & { id: string }, touched, priors?.get(w.id));
+      if (w.patient === undefined) await this.forget(repo, w.id, touched);
+      else await this.register(repo, w.patient, touched, priors?.get(w.id));
     }
     await this.refreshGoldens(repo, [...touched]);
   }
