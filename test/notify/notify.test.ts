@@ -242,3 +242,36 @@ describe('notifications: FHIR Subscriptions over rest-hook and websocket (Postgr
     centre.ws.close();
   });
 });
+
+describe('notifications when the dispatching process dies (PostgreSQL, Redis)', () => {
+  it('a standby process takes the lease once the dead holder\'s runs out, and delivers what was written meanwhile, once', async () => {
+    const store = await openTestStore('postgres');
+    attachWorkflows(store.repo);
+    const app = createApp({ repo: store.repo, auth: await testAuth() });
+    const [hospital, centre] = [await agentFor(app, A), await agentFor(app, C)];
+    const hooks = await startHookReceiver();
+    const first = testNotifications(store);
+    let standby: ReturnType<typeof testNotifications> | undefined;
+    try {
+      await subscribe(hospital, `Task?owner=Organization/${A}`, restHook(hooks, '/hospital'));
+      // Started while the first holds the lease: it stands by.
+      standby = testNotifications(store);
+      await first.stop();
+      // As if the first had been killed while holding the lease: a holder that will never renew.
+      await store.db.query(`UPDATE notify_state SET owner = 'killed-gateway', lease_until = now() + interval '1 second'`);
+      const res = await centre.post('/fhir/Task').set('Content-Type', FHIR).send(task(C, A, 'written while no one dispatched'));
+      expect(res.status).toBe(201);
+      const id = res.body.id as string;
+      await hooks.next((h) => h.path === `/hospital/Task/${id}`, 'the Task written during the hand-over');
+      const [state] = await store.db.query<{ owner: string }>('SELECT owner FROM notify_state');
+      expect(state.owner).not.toBe('killed-gateway');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(hooks.received.filter((h) => h.path === `/hospital/Task/${id}`)).toHaveLength(1);
+      expect(await notifyLog.pending(store.db, 10)).toEqual([]);
+    } finally {
+      await standby?.stop();
+      await hooks.close();
+      await store.close();
+    }
+  }, 60000);
+});
