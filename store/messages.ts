@@ -117,13 +117,14 @@ export const messageLog = {
   },
 
   /**
-   * Locks and returns the messages still waiting for `patientKey` up to and including `seq`,
-   * oldest first: a worker applying one record of a patient applies the earlier ones first.
+   * Locks and returns the messages still waiting for `patientKey` up to and including message
+   * `id`, oldest first: a worker applying one record of a patient applies the earlier ones first.
    */
-  async lockPendingUpTo(sql: SqlExecutor, patientKey: string, seq: number): Promise<StoredMessage[]> {
+  async lockPendingUpTo(sql: SqlExecutor, patientKey: string, id: string): Promise<StoredMessage[]> {
+    if (!UUID.test(id)) return [];
     const rows = await sql.query<Row>(
-      `SELECT ${COLUMNS} FROM ingest_message WHERE patient_key = $1 AND state = 'received' AND seq <= $2 ORDER BY seq FOR UPDATE`,
-      [patientKey, seq],
+      `SELECT ${COLUMNS} FROM ingest_message WHERE patient_key = $1 AND state = 'received' AND seq <= (SELECT seq FROM ingest_message WHERE id = $2) ORDER BY seq FOR UPDATE`,
+      [patientKey, id],
     );
     return rows.map(fromRow);
   },
@@ -154,12 +155,12 @@ export const messageLog = {
   },
 
   /** Messages received before `olderThan` and not finished, in arrival order after `afterSeq`. */
-  async unfinished(sql: SqlExecutor, olderThan: Date, limit: number, afterSeq = 0): Promise<{ id: string; seq: number }[]> {
-    const rows = await sql.query<{ id: string; seq: string }>(
-      `SELECT id, seq FROM ingest_message WHERE state = 'received' AND received_at <= $1 AND seq > $3 ORDER BY seq LIMIT $2`,
+  async unfinished(sql: SqlExecutor, olderThan: Date, limit: number, afterSeq = 0): Promise<{ id: string; seq: number; patientKey: string | null }[]> {
+    const rows = await sql.query<{ id: string; seq: string; patient_key: string | null }>(
+      `SELECT id, seq, patient_key FROM ingest_message WHERE state = 'received' AND received_at <= $1 AND seq > $3 ORDER BY seq LIMIT $2`,
       [olderThan.toISOString(), limit, afterSeq],
     );
-    return rows.map((r) => ({ id: r.id, seq: Number(r.seq) }));
+    return rows.map((r) => ({ id: r.id, seq: Number(r.seq), patientKey: r.patient_key }));
   },
 
   /** Per source: messages by state, failures by reason, the most frequent unmapped codes. */

@@ -65,15 +65,21 @@ export const mapperBugOutcome = (): OperationOutcome =>
  * only its own message failed (a savepoint undoes its writes); anything else (database away,
  * deadlock) rolls the whole transaction back and throws, for the job to retry.
  */
-export async function applyMessage(deps: IngestDeps, messageId: string): Promise<void> {
-  const msg = await messageLog.get(deps.repo.executor, messageId);
-  if (!msg || msg.state !== 'received') return;
+export async function applyMessage(deps: IngestDeps, job: IngestJob): Promise<void> {
+  const { messageId } = job;
+  let patientKey = job.patientKey;
+  if (patientKey === undefined) {
+    // Queued before jobs carried the key: the log has it.
+    const msg = await messageLog.get(deps.repo.executor, messageId);
+    if (!msg || msg.state !== 'received') return;
+    patientKey = msg.patientKey;
+  }
   try {
     await deps.repo.transaction(async (tx) => {
       let batch: StoredMessage[];
-      if (msg.patientKey) {
-        await tx.executor.query('SELECT pg_advisory_xact_lock(hashtext($1))', [patientLockKey(msg.patientKey)]);
-        batch = await messageLog.lockPendingUpTo(tx.executor, msg.patientKey, msg.seq);
+      if (patientKey) {
+        await tx.executor.query('SELECT pg_advisory_xact_lock(hashtext($1))', [patientLockKey(patientKey)]);
+        batch = await messageLog.lockPendingUpTo(tx.executor, patientKey, messageId);
       } else {
         const locked = await messageLog.lock(tx.executor, messageId);
         batch = locked?.state === 'received' ? [locked] : [];
@@ -232,7 +238,7 @@ export interface IngestWorkerOptions {
  * is marked failed (with the last error's class, never its content) rather than left waiting.
  */
 export function startIngestWorker(deps: IngestDeps, opts: IngestWorkerOptions): Worker<IngestJob> {
-  const worker = new Worker<IngestJob>(INGEST_QUEUE, (job: Job<IngestJob>) => applyMessage(deps, job.data.messageId), {
+  const worker = new Worker<IngestJob>(INGEST_QUEUE, (job: Job<IngestJob>) => applyMessage(deps, job.data), {
     connection: opts.connection,
     prefix: opts.prefix ?? QUEUE_PREFIX,
     concurrency: opts.concurrency,

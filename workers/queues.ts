@@ -11,6 +11,11 @@ export const INGEST_QUEUE = 'ingest';
 /** One stored ingest message to apply; its content is in the ingest log, not in Redis. */
 export interface IngestJob {
   messageId: string;
+  /**
+   * The message's patient key (null: it has none), so that the worker locks its patient without
+   * reading the message first. Absent in jobs queued before the key was carried.
+   */
+  patientKey?: string | null;
 }
 
 /**
@@ -65,7 +70,7 @@ export function ingestQueue(connection: ConnectionOptions, prefix = QUEUE_PREFIX
 }
 
 /** Queues messages, one job each, keyed by message id. */
-export async function enqueueMessages(queue: Queue<IngestJob>, ids: string[]): Promise<void> {
-  if (ids.length === 0) return;
-  await queue.addBulk(ids.map((messageId) => ({ name: 'apply', data: { messageId }, opts: { jobId: messageId } })));
+export async function enqueueMessages(queue: Queue<IngestJob>, messages: { id: string; patientKey?: string | null }[]): Promise<void> {
+  if (messages.length === 0) return;
+  await queue.addBulk(messages.map((m) => ({ name: 'apply', data: { messageId: m.id, patientKey: m.patientKey ?? null }, opts: { jobId: m.id } })));
 }

@@ -37,7 +37,7 @@ export async function requeueUnfinished(db: SqlExecutor, queue: Queue<IngestJob>
   for (;;) {
     const page = await messageLog.unfinished(db, olderThan, 1000, after);
     if (page.length === 0) break;
-    await enqueueMessages(queue, page.map((m) => m.id));
+    await enqueueMessages(queue, page);
     total += page.length;
     after = page[page.length - 1].seq;
   }

@@ -57,9 +57,9 @@ export class ReceiptWriter {
     }
     for (const w of batch) w.resolve();
     // Durable already: if Redis is away, the recovery sweep queues these later.
-    const ids = messages.filter((m) => m.state === 'received').map((m) => m.id);
-    await enqueueMessages(this.queue, ids).catch((err: Error) => {
-      this.log.warn({ messages: ids.length, err: err.message }, 'queueing received messages failed; the recovery sweep will queue them');
+    const received = messages.filter((m) => m.state === 'received');
+    await enqueueMessages(this.queue, received).catch((err: Error) => {
+      this.log.warn({ messages: received.length, err: err.message }, 'queueing received messages failed; the recovery sweep will queue them');
     });
   }
 }

@@ -164,7 +164,7 @@ export class IngestService {
       // A finished job of the same id would make the queue treat the replay as a duplicate.
       const job = await this.deps.queue.getJob(id);
       if (job && ((await job.isCompleted()) || (await job.isFailed()))) await job.remove();
-      await enqueueMessages(this.deps.queue, [id]);
+      await enqueueMessages(this.deps.queue, [reset]);
     }
     return reset;
   }

@@ -107,8 +107,10 @@ describe.each(DRIVERS)('ingest pipeline on %s with Redis', (driver) => {
     // Received with no worker involved: receipt only.
     const first = await h.ingest.receiveHl7(Buffer.from(adt('A04', { ...p, phone: '17000000001' }, 'MSG-903-1')));
     const second = await h.ingest.receiveHl7(Buffer.from(adt('A08', { ...p, phone: '17000000002' }, 'MSG-903-2')));
-    // The second message's job runs first: it must apply the first before itself.
-    await applyMessage({ repo: h.store.repo, sources: demoSources(), log: silent }, second.messageId!);
+    // The second message's job runs first: it must apply the first before itself. Its job has
+    // the shape of one queued before jobs carried the patient key; the workers of the other
+    // tests run the jobs receipt queues now.
+    await applyMessage({ repo: h.store.repo, sources: demoSources(), log: silent }, { messageId: second.messageId! });
     const [m1, m2] = await h.waitForFinished([first.messageId!, second.messageId!]);
     expect([m1.state, m2.state]).toEqual(['done', 'done']);
     const read = await api().get(`/fhir/Patient/${patientId(p.mrn)}/_history`).expect(200);
