@@ -36,6 +36,8 @@ export interface DispatcherOptions {
 export const DEFAULT_DISPATCHER: DispatcherOptions = { batch: 500, idleMs: 100, retryMs: 1000 };
 
 const LEASE_SECONDS = 30;
+/** How often a dispatcher without the lease asks for it. */
+const STANDBY_MS = 1000;
 /** Subscriptions read per refresh; a consortium has tens. */
 const MAX_SUBSCRIPTIONS = 1000;
 /** Ids per matching search. */
@@ -63,11 +65,12 @@ export class Dispatcher extends LeasedLoop {
 
   /** One look at the outbox; how many changes it took. */
   async tick(): Promise<number> {
-    // Taken or renewed a third of the way through the lease, not on every look: an idle gateway
-    // (or one standing by while another dispatches) would otherwise write it ten times a second.
+    // The holder renews a third of the way through the lease, not on every look (an idle gateway
+    // would otherwise write it ten times a second). A process standing by asks every second: a
+    // refused take writes nothing, and a lease given up at a clean stop is taken within a second.
     if (Date.now() >= this.renewAt) {
       this.holding = await notifyLog.lease(this.db, this.owner, LEASE_SECONDS);
-      this.renewAt = Date.now() + (LEASE_SECONDS * 1000) / 3;
+      this.renewAt = Date.now() + (this.holding ? (LEASE_SECONDS * 1000) / 3 : STANDBY_MS);
     }
     if (!this.holding) {
       this.watches = undefined; // another dispatcher runs; whatever this one knew may go stale
