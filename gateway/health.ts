@@ -1,5 +1,6 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { collectDefaultMetrics, Histogram, register } from 'prom-client';
+import { withTimeout } from '../workers/with-timeout';
 
 /*
  * Metrics live in prom-client's global registry so that any module can add its own; the
@@ -88,19 +89,11 @@ export function createHealthRouter(deps: HealthDeps): Router {
 
 /** 'ok', or a one-line reason (no stack trace, no connection string). */
 async function check(fn: () => Promise<unknown>, timeoutMs: number): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      fn(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      }),
-    ]);
+    await withTimeout(fn(), timeoutMs, `no answer within ${timeoutMs} ms`);
     return 'ok';
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     return `failed: ${message.split('\n')[0].slice(0, 200)}`;
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -47,6 +47,7 @@ import { rateLimit } from './rate-limit';
 import { createHealthRouter, metricsMiddleware } from './health';
 import { logger, type Logger } from './logger';
 import { findRedisServer, RedisNotFoundError, startRedisServer, type RedisChild } from './redis-process';
+import { withTimeout } from '../workers/with-timeout';
 
 const SHUTDOWN_TIMEOUT_MS = 20000;
 
@@ -400,15 +401,6 @@ async function cleanup(state: Running): Promise<void> {
 function oneLine(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   return message.split('\n')[0].trim() || (err instanceof Error ? err.name : 'unknown error');
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 if (require.main === module) {

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { outcome } from '../store/errors';
 import type { Principal } from './auth/principal';
 import { sendJson } from './fhir/routes';
+import { withTimeout } from '../workers/with-timeout';
 
 export interface RateLimitOptions {
   redis: Redis;
@@ -50,26 +51,22 @@ export function rateLimit(opts: RateLimitOptions): RequestHandler {
   const sync = async (): Promise<void> => {
     scheduled = undefined;
     const now = Date.now();
-    const batch: [string, Count, number][] = [];
+    const batch: [string, Count][] = [];
     for (const [key, count] of counts) {
       if (count.window + WINDOW_MS <= now) counts.delete(key);
-      else if (count.unsynced > 0) batch.push([key, count, count.unsynced]);
+      else if (count.unsynced > 0) batch.push([key, count]);
     }
     if (batch.length === 0) return;
     const pipeline = opts.redis.multi();
-    for (const [key, count, delta] of batch) {
+    for (const [key, count] of batch) {
       const redisKey = `${opts.keyPrefix}:rate:${key}:${count.window}`;
-      pipeline.incrby(redisKey, delta).pexpireat(redisKey, count.window + 2 * WINDOW_MS);
-      count.unsynced -= delta;
+      pipeline.incrby(redisKey, count.unsynced).pexpireat(redisKey, count.window + 2 * WINDOW_MS);
       // Counted here whatever Redis answers: a failed sync leaves the shared count short, never this process's.
-      count.known += delta;
+      count.known += count.unsynced;
+      count.unsynced = 0;
     }
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const replies = await Promise.race([
-        pipeline.exec(),
-        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs))),
-      ]);
+      const replies = await withTimeout(pipeline.exec(), timeoutMs, `no answer within ${timeoutMs} ms`);
       batch.forEach(([, count], i) => {
         const [err, total] = replies?.[2 * i] ?? [new Error('no reply')];
         if (err) throw err;
@@ -81,8 +78,6 @@ export function rateLimit(opts: RateLimitOptions): RequestHandler {
     } catch (err) {
       if (!outage) opts.log.warn({ err: (err as Error).message?.split('\n')[0] }, 'rate limiter: Redis unavailable; each process limits its clients by itself');
       outage = true;
-    } finally {
-      clearTimeout(timer);
     }
   };
 

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, register } from 'prom-client';
 import type { Queue } from 'bullmq';
+import { withTimeout } from './with-timeout';
 
 /** A metric registered once in prom-client's global registry, however often this module loads. */
 export function once<T>(name: string, make: () => T): T {
@@ -46,17 +47,11 @@ export function registerQueueDepth(queue: Queue, name = 'ingest_queue_jobs'): vo
     labelNames: ['state'],
     // With Redis away the last depth stays: /metrics must still answer (it counts the fallbacks).
     async collect() {
-      let timer: NodeJS.Timeout | undefined;
       try {
-        const counts = await Promise.race([
-          queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized'),
-          new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), DEPTH_TIMEOUT_MS))),
-        ]);
+        const counts = await withTimeout(queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized'), DEPTH_TIMEOUT_MS, 'timeout');
         for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
       } catch {
         // Redis unreachable: keep the last values.
-      } finally {
-        clearTimeout(timer);
       }
     },
   });

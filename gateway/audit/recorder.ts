@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Repository } from '../../store/repository';
 import { AUDIT_BATCH_SIZE, AUDIT_JOB_OPTIONS, writeAuditEvents, type AuditJob, type IdentifiedAuditEvent } from '../../workers/audit';
 import { auditMetrics } from '../../workers/metrics';
+import { withTimeout } from '../../workers/with-timeout';
 import type { AuditSpill } from './spill';
 
 type Event = IdentifiedAuditEvent;
@@ -133,12 +134,7 @@ export class AuditRecorder {
   }
 
   private enqueue(events: Event[]): Promise<unknown> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('audit queue did not answer in time')), this.deps.queueTimeoutMs ?? 1000);
-    });
-    const added = this.deps.queue.add('write', { events }, AUDIT_JOB_OPTIONS);
-    return Promise.race([added, timeout]).finally(() => clearTimeout(timer));
+    return withTimeout(this.deps.queue.add('write', { events }, AUDIT_JOB_OPTIONS), this.deps.queueTimeoutMs ?? 1000, 'audit queue did not answer in time');
   }
 
   private retry(): void {
