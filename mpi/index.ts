@@ -40,8 +40,11 @@ export interface LinkDecision {
   reviews: number;
 }
 
-/** What deciding about a registration reads of it (PatientIndex.lockAndRead). */
+/** What deciding about a registration needs of it, read under its locks (PatientIndex.lockAndRead). */
 interface Prior {
+  features: PersonFeatures;
+  /** The blocking keys its candidates are looked up by. */
+  lookup: string[];
   /** The id is a golden record's: read-only. */
   golden: boolean;
   current?: Link;
@@ -78,7 +81,7 @@ export class PatientIndex {
     for (const w of mine) seen.set(w.id, (seen.get(w.id) ?? 0) + 1);
     // A registration written twice in the batch reads its own state again, after its first decision.
     const once = mine.flatMap((w) => (w.patient && seen.get(w.id) === 1 ? [w.patient] : []));
-    const priors = once.length > 1 ? await this.lockAndRead(repo.executor, once.map((p) => [p, lookupKeys(featuresOf(p), this.rules.blocking.keys)])) : undefined;
+    const priors = once.length > 1 ? await this.lockAndRead(repo.executor, once) : undefined;
     for (const w of mine) {
       if (w.patient === undefined) await this.forget(repo, w.id, touched);
       else await this.register(repo, w.patient, touched, priors?.get(w.id));
@@ -96,11 +99,9 @@ export class PatientIndex {
   async register(repo: Repository, patient: Patient & { id: string }, touched?: Set<string>, prior?: Prior): Promise<LinkDecision> {
     const ex = repo.executor;
     if (isGolden(patient)) throw goldenReadOnly(patient.id);
-    const features = featuresOf(patient);
-    const keys = blockingKeys(features, this.rules.blocking.keys);
-    const lookup = lookupKeys(features, this.rules.blocking.keys);
-    const { golden, current, rejected } = prior ?? (await this.lockAndRead(ex, [[patient, lookup]])).get(patient.id)!;
+    const { features, lookup, golden, current, rejected } = prior ?? (await this.lockAndRead(ex, [patient])).get(patient.id)!;
     if (golden) throw goldenReadOnly(patient.id);
+    const keys = blockingKeys(features, this.rules.blocking.keys);
     if (current && sameFeatures(current.features, features)) return { goldenId: current.goldenId, verdict: 'UNCHANGED', reviews: 0 };
     if (current?.linkSource === 'MANUAL') {
       await links.save(ex, { ...current, features, rulesVersion: this.rules.version }, keys, MATCHER);
@@ -138,11 +139,15 @@ export class PatientIndex {
    * Locks what deciding about each registration touches (its lookup keys and itself, see
    * links.lock), all at once and in one order, then reads each one's state.
    */
-  private async lockAndRead(ex: SqlExecutor, registrations: [Patient & { id: string }, string[]][]): Promise<Map<string, Prior>> {
-    const ids = registrations.map(([p]) => p.id);
-    await links.lock(ex, registrations.flatMap(([p, lookup]) => [...lookup, `patient:${p.id}`]));
+  private async lockAndRead(ex: SqlExecutor, patients: (Patient & { id: string })[]): Promise<Map<string, Prior>> {
+    const ids = patients.map((p) => p.id);
+    const keyed = patients.map((p) => {
+      const features = featuresOf(p);
+      return { id: p.id, features, lookup: lookupKeys(features, this.rules.blocking.keys) };
+    });
+    await links.lock(ex, keyed.flatMap((k) => [...k.lookup, `patient:${k.id}`]));
     const [goldens, current, rejected] = [await links.goldenIds(ex, ids), await links.getMany(ex, ids), await links.rejected(ex, ids)];
-    return new Map(ids.map((id) => [id, { golden: goldens.has(id), current: current.get(id), rejected: rejected.get(id) ?? new Set<string>() }]));
+    return new Map(keyed.map((k) => [k.id, { ...k, golden: goldens.has(k.id), current: current.get(k.id), rejected: rejected.get(k.id) ?? new Set<string>() }]));
   }
 
   /** A deleted facility Patient leaves its golden record (which goes if nobody is left). */
