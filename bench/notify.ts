@@ -19,7 +19,6 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { DiagnosticReport, Resource } from '@medplum/fhirtypes';
 import pino from 'pino';
-import { oru, syntheticPatient } from '../fixtures/synthetic/hl7';
 import { createApp } from '../gateway/app';
 import { AuditRecorder } from '../gateway/audit/recorder';
 import { IngestService } from '../gateway/ingest/service';
@@ -30,7 +29,8 @@ import { startNotifications } from '../workers/notify';
 import { ingestQueue, redisConnection } from '../workers/queues';
 import { loadSources } from '../workers/sources';
 import { attachWorkflows } from '../workflows/attach';
-import { freshStore, percentile, postHl7, waitUntilApplied } from './support';
+import { postOru } from './oru-load';
+import { freshStore, percentile, waitUntilApplied } from './support';
 import { adminQuery } from '../test/support/stores';
 
 const { values: args } = parseArgs({
@@ -49,7 +49,6 @@ const IDLE = Number(args.idle);
 const log = pino({ level: 'warn' });
 const sources = loadSources(resolve(__dirname, '../fixtures/demo-sources.json'));
 const PATIENTS = Math.max(1, Math.floor(N / 5));
-const message = (tag: string) => (i: number): string => oru(syntheticPatient(i % PATIENTS), `${tag}-${i}`, `${tag}R${i}`, 8, i);
 
 /** Receipt time minus the notified version's lastUpdated, per report id. */
 function receiver(): { server: Server; latencies: Map<string, number> } {
@@ -110,14 +109,14 @@ async function main(): Promise<void> {
     let applied = 0;
     const load = async (tag: string): Promise<{ rate: number; ack: number[] }> => {
       const t0 = performance.now();
-      const sent = await postHl7(base, token, K, N, message(tag));
+      const sent = await postOru({ base, token, clients: K, count: N, tag, patients: PATIENTS });
       applied += sent.sent;
       await waitUntilApplied(store, applied);
       return { rate: sent.sent / ((performance.now() - t0) / 1000), ack: sent.latencies };
     };
 
     // 1. The load alone: nothing subscribed.
-    await postHl7(base, token, K, 200, message('WARM'));
+    await postOru({ base, token, clients: K, count: 200, tag: 'WARM', patients: PATIENTS });
     applied += 200;
     await waitUntilApplied(store, applied);
     const before = await load('BASE');

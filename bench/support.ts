@@ -1,4 +1,4 @@
-/** What the benchmarks share: percentiles, throwaway PostgreSQL databases, and HL7 v2 posting clients. */
+/** What the benchmarks share: percentiles, throwaway PostgreSQL databases, waiting for ingest. */
 import { createValidator } from '../profiles/validator';
 import { openStore, type OpenStore } from '../store/open';
 import type { StoreOptions } from '../store/repository';
@@ -25,23 +25,4 @@ export async function waitUntilApplied(store: OpenStore, expected: number): Prom
     if (r.total >= expected && r.waiting === 0) return;
     await new Promise((res) => setTimeout(res, 20));
   }
-}
-
-/** `clients` concurrent clients POSTing `message(i)` to /ingest/hl7v2 for i < count (or until `until`), with each ACK's latency. */
-export async function postHl7(base: string, token: string, clients: number, count: number, message: (i: number) => string, until?: number): Promise<{ latencies: number[]; sent: number }> {
-  const latencies: number[] = [];
-  let next = 0;
-  const client = async (): Promise<void> => {
-    for (;;) {
-      if (until ? Date.now() > until : next >= count) return;
-      const i = next++;
-      const t = performance.now();
-      const res = await fetch(`${base}/ingest/hl7v2`, { method: 'POST', headers: { 'content-type': 'application/hl7-v2', authorization: `Bearer ${token}` }, body: message(i) });
-      const ack = await res.text();
-      latencies.push(performance.now() - t);
-      if (res.status !== 200) throw new Error(`message ${i}: HTTP ${res.status} ${ack.replace(/\r/g, '\n')}`);
-    }
-  };
-  await Promise.all(Array.from({ length: clients }, client));
-  return { latencies, sent: latencies.length };
 }
