@@ -1,12 +1,13 @@
 /**
  * bench/ingest: N ORU^R01 lab messages (8 OBX each) posted over HTTP to `POST /ingest/hl7v2`
- * by K concurrent clients, on PostgreSQL and Redis, timed until every result is searchable.
+ * by K concurrent clients (in a process of their own, bench/oru-load.ts), on PostgreSQL and
+ * Redis, timed until every result is searchable.
  * Prints messages/s, resources/s, ACK latency (p50/p95), and, in the same run, the store's
  * own rate for the same resources through 100-entry transaction Bundles (bench/store's
  * method), with the ratio between the two. With --duration it keeps posting for that many
  * seconds and samples the process's memory, to show whether it stays flat.
  *
- *   npm run bench:ingest -- [--messages 20000] [--clients 16] [--concurrency 8]
+ *   npm run bench:ingest -- [--messages 20000] [--clients 16] [--concurrency 64]
  *                           [--worker-processes 0] [--duration 0] [--database-url ...] [--redis-url ...]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -17,7 +18,6 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
 import pino from 'pino';
-import { oru, syntheticPatient } from '../fixtures/synthetic/hl7';
 import { createApp } from '../gateway/app';
 import { testAuth, tokenFor } from '../test/support/auth';
 import { IngestService } from '../gateway/ingest/service';
@@ -25,14 +25,15 @@ import { processBundle } from '../store/bundle';
 import { prepare, startIngestWorker } from '../workers/ingest';
 import { ingestQueue, redisConnection } from '../workers/queues';
 import { loadSources } from '../workers/sources';
-import { freshStore, percentile, postHl7, waitUntilApplied } from './support';
+import { oruMessage, postOru } from './oru-load';
+import { freshStore, percentile, waitUntilApplied } from './support';
 import { adminQuery } from '../test/support/stores';
 
 const { values: args } = parseArgs({
   options: {
     messages: { type: 'string', default: '20000' },
     clients: { type: 'string', default: '16' },
-    concurrency: { type: 'string', default: '8' },
+    concurrency: { type: 'string', default: '64' },
     'worker-processes': { type: 'string', default: '0' },
     duration: { type: 'string', default: '0' },
     'database-url': { type: 'string', default: process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
@@ -48,10 +49,10 @@ const log = pino({ level: 'warn' });
 const sources = loadSources(resolve(__dirname, '../fixtures/demo-sources.json'));
 const PATIENTS = Math.max(1, Math.floor(N / 5));
 
-const message = (i: number, tag: string): string => oru(syntheticPatient(i % PATIENTS), `${tag}-${i}`, `${tag}R${i}`, 8, i);
+const message = (i: number, tag: string): string => oruMessage(i, tag, PATIENTS);
 
 const admin = (sql: string): Promise<void> => adminQuery(sql, args['database-url']);
-const post = (base: string, token: string, tag: string, count: number, until?: number) => postHl7(base, token, K, count, (i) => message(i, tag), until);
+const post = (base: string, token: string, tag: string, count: number, until?: number) => postOru({ base, token, clients: K, count, tag, patients: PATIENTS, until });
 
 async function main(): Promise<void> {
   const stamp = Date.now();
@@ -90,7 +91,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < WORKER_PROCESSES; i++) {
         children.push(spawn(process.execPath, ['--import', 'tsx', 'gateway/worker.ts'], {
           cwd: resolve(__dirname, '..'),
-          env: { ...process.env, DATABASE_URL: url, REDIS_URL: args['redis-url'], QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn', WORKER_CONCURRENCY: args.concurrency, PG_MAX_CONNECTIONS: String(Number(args.concurrency) + 2) },
+          env: { ...process.env, DATABASE_URL: url, REDIS_URL: args['redis-url'], QUEUE_PREFIX: prefix, LOG_LEVEL: 'warn', WORKER_CONCURRENCY: args.concurrency, PG_MAX_CONNECTIONS: '8' },
           stdio: ['ignore', 'inherit', 'inherit'],
         }));
       }

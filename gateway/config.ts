@@ -30,7 +30,7 @@ export interface Config {
   mllpPort: number;
   /** Run the ingest worker inside the gateway process (`INGEST_WORKER`, default on). */
   inlineWorker: boolean;
-  /** Jobs one worker process applies at once (`WORKER_CONCURRENCY`, default 8). */
+  /** Ingest jobs one worker process takes at once, applied together (`WORKER_CONCURRENCY`, default 64). */
   workerConcurrency: number;
   /** Import jobs (a file's reader, its chunks) one process runs at once (`IMPORT_CONCURRENCY`, default 3). */
   importConcurrency: number;
@@ -114,7 +114,7 @@ export function loadConfig(env: Env = process.env): Config {
   const mllpRaw = get('MLLP_PORT') ?? '2575';
   const mllpPort = mllpRaw === '0' ? 0 : parsePort('MLLP_PORT', mllpRaw);
   const inlineWorker = parseBoolean('INGEST_WORKER', get('INGEST_WORKER') ?? 'true');
-  const workerConcurrency = parsePositiveInt('WORKER_CONCURRENCY', get('WORKER_CONCURRENCY') ?? '8', 256);
+  const workerConcurrency = parsePositiveInt('WORKER_CONCURRENCY', get('WORKER_CONCURRENCY') ?? '64', 256);
   const importConcurrency = parsePositiveInt('IMPORT_CONCURRENCY', get('IMPORT_CONCURRENCY') ?? '3', 64);
   const importRaw = get('IMPORT_DIR');
   const importDir = importRaw === undefined ? undefined : resolve(importRaw);

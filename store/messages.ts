@@ -117,29 +117,41 @@ export const messageLog = {
   },
 
   /**
-   * Locks and returns the messages still waiting for `patientKey` up to and including message
-   * `id`, oldest first: a worker applying one record of a patient applies the earlier ones first.
+   * Locks and returns, oldest first, the messages `ids` still waiting and, for each patient
+   * key among them, that patient's earlier messages still waiting: a worker applying records
+   * of a patient applies the earlier ones first. The caller holds the patients' locks.
    */
-  async lockPendingUpTo(sql: SqlExecutor, patientKey: string, id: string): Promise<StoredMessage[]> {
-    if (!UUID.test(id)) return [];
+  async lockPending(sql: SqlExecutor, ids: string[]): Promise<StoredMessage[]> {
+    const valid = ids.filter((id) => UUID.test(id));
+    if (valid.length === 0) return [];
     const rows = await sql.query<Row>(
-      `SELECT ${COLUMNS} FROM ingest_message WHERE patient_key = $1 AND state = 'received' AND seq <= (SELECT seq FROM ingest_message WHERE id = $2) ORDER BY seq FOR UPDATE`,
-      [patientKey, id],
+      `WITH upto AS (
+         SELECT patient_key, max(seq) AS seq FROM ingest_message WHERE id = ANY($1::uuid[]) AND patient_key IS NOT NULL GROUP BY patient_key
+       )
+       SELECT ${COLUMNS} FROM ingest_message m
+       WHERE m.state = 'received'
+         AND (m.id = ANY($1::uuid[]) OR EXISTS (SELECT 1 FROM upto u WHERE u.patient_key = m.patient_key AND m.seq <= u.seq))
+       ORDER BY m.seq FOR UPDATE OF m`,
+      [valid],
     );
     return rows.map(fromRow);
   },
 
-  /** Locks one message (no patient key, so nothing to order against). */
-  async lock(sql: SqlExecutor, id: string): Promise<StoredMessage | undefined> {
-    const rows = await sql.query<Row>(`SELECT ${COLUMNS} FROM ingest_message WHERE id = $1 FOR UPDATE`, [id]);
-    return rows[0] && fromRow(rows[0]);
+  async finish(sql: SqlExecutor, id: string, result: MessageResult): Promise<void> {
+    await this.finishMany(sql, [{ id, ...result }]);
   },
 
-  async finish(sql: SqlExecutor, id: string, result: MessageResult): Promise<void> {
+  /** Records how messages ended, in one statement; a message no longer waiting is left as it is. */
+  async finishMany(sql: SqlExecutor, results: (MessageResult & { id: string })[]): Promise<void> {
+    if (results.length === 0) return;
+    const cols: unknown[][] = [[], [], [], [], []];
+    for (const r of results) [r.id, r.state, json(r.outcome), json(r.resources), json(r.unmapped?.length ? r.unmapped : undefined)].forEach((v, i) => cols[i].push(v));
     await sql.query(
-      `UPDATE ingest_message SET state = $2, outcome = $3::jsonb, resources = $4::jsonb, unmapped = $5::jsonb, finished_at = now(), attempts = attempts + 1
-       WHERE id = $1 AND state = 'received'`,
-      [id, result.state, json(result.outcome), json(result.resources), json(result.unmapped?.length ? result.unmapped : undefined)],
+      `UPDATE ingest_message m SET state = v.state, outcome = v.outcome::jsonb, resources = v.resources::jsonb, unmapped = v.unmapped::jsonb,
+         finished_at = now(), attempts = m.attempts + 1
+       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) AS v(id, state, outcome, resources, unmapped)
+       WHERE m.id = v.id AND m.state = 'received'`,
+      cols,
     );
   },
 

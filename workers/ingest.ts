@@ -7,8 +7,10 @@ import { MappingError, type MapResult, type MergeRequest } from '../mappers/type
 import { stampProfiles, validateMappedBundle } from '../profiles/conformance';
 import { processBundle } from '../store/bundle';
 import { FhirError, outcome } from '../store/errors';
-import { messageLog, type StoredMessage } from '../store/messages';
+import { messageLog, type MessageResult, type StoredMessage } from '../store/messages';
+import { combined } from './combined';
 import type { Repository } from '../store/repository';
+import { GroupCommit } from './group-commit';
 import { ingestMetrics } from './metrics';
 import { INGEST_JOB_OPTIONS, INGEST_QUEUE, QUEUE_PREFIX, type IngestJob } from './queues';
 import type { SourceRegistry } from './sources';
@@ -76,14 +78,7 @@ export async function applyMessage(deps: IngestDeps, job: IngestJob): Promise<vo
   }
   try {
     await deps.repo.transaction(async (tx) => {
-      let batch: StoredMessage[];
-      if (patientKey) {
-        await tx.executor.query('SELECT pg_advisory_xact_lock(hashtext($1))', [patientLockKey(patientKey)]);
-        batch = await messageLog.lockPendingUpTo(tx.executor, patientKey, messageId);
-      } else {
-        const locked = await messageLog.lock(tx.executor, messageId);
-        batch = locked?.state === 'received' ? [locked] : [];
-      }
+      const batch = await lockWaiting(tx, [{ messageId, patientKey }]);
       // Alone, a record needs no savepoint: if it fails, the whole transaction is undone
       // and its failure recorded in a fresh one (two round trips saved on the common path).
       const isolate = batch.length > 1 ? (fn: (r: Repository) => Promise<string[]>) => tx.savepoint(fn) : undefined;
@@ -93,6 +88,105 @@ export async function applyMessage(deps: IngestDeps, job: IngestJob): Promise<vo
     if (!(err instanceof RecordFailed)) throw err;
     await deps.repo.transaction((tx) => fail(deps, tx, err.record, err.cause, 'write'));
   }
+}
+
+/**
+ * Applies the messages of jobs worked at once (see startIngestWorker) in one transaction: under
+ * their patients' locks, each patient's waiting messages in arrival order, written as few
+ * Bundles as keep every message's versions what they would have been one by one. Resolves to
+ * one entry per job: undefined when done, or the error its job retries on. If the store
+ * refuses any record, or the transaction fails, the jobs are applied one by one instead, so
+ * only the record at fault fails.
+ */
+export async function applyMessages(deps: IngestDeps, jobs: IngestJob[]): Promise<(unknown | undefined)[]> {
+  const keyed = jobs.length > 1 ? jobs.filter((j) => j.patientKey !== undefined) : [];
+  const errors = new Map<IngestJob, unknown>();
+  let together = false;
+  if (keyed.length > 1) {
+    try {
+      await deps.repo.transaction((tx) => applyTogether(deps, tx, keyed));
+      together = true;
+    } catch (err) {
+      deps.log.debug({ messages: keyed.length, err: (err as Error)?.message }, 'messages applied together failed; applying them one by one');
+    }
+  }
+  for (const job of jobs) {
+    if (together && job.patientKey !== undefined) continue;
+    await applyMessage(deps, job).catch((err: unknown) => errors.set(job, err ?? new Error('ingest job failed')));
+  }
+  return jobs.map((j) => errors.get(j));
+}
+
+/** Locks the jobs' patients and returns their messages still waiting, oldest first (with each patient's earlier ones). */
+async function lockWaiting(tx: Repository, jobs: { messageId: string; patientKey?: string | null }[]): Promise<StoredMessage[]> {
+  await lockPatientKeys(tx, jobs.flatMap((j) => (j.patientKey ? [j.patientKey] : [])));
+  return messageLog.lockPending(tx.executor, jobs.map((j) => j.messageId));
+}
+
+/**
+ * Takes the per-patient lock of every key at once, in one order (sorted by hash), as the
+ * ingest worker and imports both do, so that two writers never deadlock on each other and a
+ * patient's records are never applied by two at once.
+ */
+export async function lockPatientKeys(tx: Repository, patientKeys: string[]): Promise<void> {
+  if (patientKeys.length === 0) return;
+  const keys = [...new Set(patientKeys)].map(patientLockKey);
+  await tx.executor.query('SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k ORDER BY 1) AS s', [keys]);
+}
+
+interface Ready {
+  message: StoredMessage;
+  mapped: MapResult;
+  facility: string;
+}
+
+async function applyTogether(deps: IngestDeps, tx: Repository, jobs: IngestJob[]): Promise<void> {
+  const waiting = await lockWaiting(tx, jobs);
+  const results: Finished[] = [];
+  const ready: Ready[] = [];
+  for (const message of waiting) {
+    try {
+      ready.push({ message, mapped: prepare(deps, message), facility: deps.sources.get(message.source)!.source.facility });
+    } catch (err) {
+      results.push(failed(deps, message, err, 'map'));
+    }
+  }
+  for (const group of writeGroups(ready)) {
+    const first = group[0];
+    const written = await writeMapped(deps, tx.withAccess({ facility: first.facility }), group.length === 1 ? first.mapped : combined(group.map((g) => g.mapped)), first.message.source);
+    const writer = new Map<string, Ready>();
+    for (const g of [...group].reverse()) for (const e of g.mapped.bundle.entry ?? []) writer.set(e.request!.url, g);
+    const resources = new Map<Ready, string[]>(group.map((g) => [g, []]));
+    for (const version of written) resources.get(writer.get(version.split('/_history/')[0]) ?? first)!.push(version);
+    for (const g of group) results.push(done(deps, g.message, g.mapped, resources.get(g)!));
+  }
+  await messageLog.finishMany(tx.executor, results);
+}
+
+/**
+ * Splits messages (in arrival order) into runs written as one Bundle each. A run breaks where a
+ * message writes a resource the run already writes (so each version is written, in order), at
+ * a merge (written alone) and where the facility changes. Two copies of the same demographics
+ * (createOnly) do not break it: the second would have been left out anyway.
+ */
+function writeGroups(ready: Ready[]): Ready[][] {
+  const groups: Ready[][] = [];
+  let run: Ready[] = [];
+  const urls = new Map<string, boolean>(); // url -> written only as a createOnly copy so far
+  for (const r of ready) {
+    const createOnly = new Set(r.mapped.createOnly);
+    const entries = (r.mapped.bundle.entry ?? []).map((e) => ({ url: e.request!.url, copy: createOnly.has(e.fullUrl!) }));
+    const clash = entries.some((e) => urls.has(e.url) && !(e.copy && urls.get(e.url)));
+    if (run.length > 0 && (clash || r.mapped.merge || run[0].mapped.merge || r.facility !== run[0].facility)) {
+      groups.push(run);
+      run = [];
+      urls.clear();
+    }
+    run.push(r);
+    for (const e of entries) urls.set(e.url, (urls.get(e.url) ?? true) && e.copy);
+  }
+  if (run.length > 0) groups.push(run);
+  return groups;
 }
 
 /** A lone record's data failure, carried out of its transaction so that rolls back first. */
@@ -105,8 +199,9 @@ class RecordFailed extends Error {
   }
 }
 
+type Finished = MessageResult & { id: string };
+
 async function applyOne(deps: IngestDeps, tx: Repository, m: StoredMessage, isolate?: (fn: (r: Repository) => Promise<string[]>) => Promise<string[]>): Promise<void> {
-  const started = Date.now();
   let mapped: MapResult;
   try {
     mapped = prepare(deps, m);
@@ -128,36 +223,41 @@ async function applyOne(deps: IngestDeps, tx: Repository, m: StoredMessage, isol
         throw failureOutcome(err) ? new RecordFailed(m, err) : err;
       }
     }
-    const warnings: OperationOutcomeIssue[] = mapped.warnings.map((w) => ({ severity: 'warning', code: 'informational', diagnostics: w }));
-    await messageLog.finish(tx.executor, m.id, { state: 'done', resources, unmapped: mapped.unmapped, outcome: warnings.length ? outcome(warnings) : undefined });
-    ingestMetrics.applied.inc({ source: m.source, state: 'done' });
-    ingestMetrics.lag.observe({ source: m.source }, (Date.now() - Date.parse(m.receivedAt)) / 1000);
-    ingestMetrics.unmapped.inc({ source: m.source }, mapped.unmapped.length);
-    deps.log.debug({ messageId: m.id, kind: m.kind, resources: resources.length, ms: Date.now() - started }, 'message applied');
+    await messageLog.finishMany(tx.executor, [done(deps, m, mapped, resources)]);
   } catch (err) {
     if (err instanceof RecordFailed) throw err;
     await fail(deps, tx, m, err, 'write');
   }
 }
 
-/**
- * Records a data failure on the message. Other errors while writing are transient and thrown
- * for the job to retry; other errors while mapping are mapper bugs: retrying will not help,
- * so the record fails, and the log says so without quoting the record.
- */
+/** A message applied: its versions written, its unmapped codes, the mapper's warnings. */
+function done(deps: IngestDeps, m: StoredMessage, mapped: MapResult, resources: string[]): Finished {
+  const warnings: OperationOutcomeIssue[] = mapped.warnings.map((w) => ({ severity: 'warning', code: 'informational', diagnostics: w }));
+  ingestMetrics.applied.inc({ source: m.source, state: 'done' });
+  ingestMetrics.lag.observe({ source: m.source }, (Date.now() - Date.parse(m.receivedAt)) / 1000);
+  ingestMetrics.unmapped.inc({ source: m.source }, mapped.unmapped.length);
+  deps.log.debug({ messageId: m.id, kind: m.kind, resources: resources.length }, 'message applied');
+  return { id: m.id, state: 'done', resources, unmapped: mapped.unmapped, outcome: warnings.length ? outcome(warnings) : undefined };
+}
+
 async function fail(deps: IngestDeps, tx: Repository, m: StoredMessage, err: unknown, stage: 'map' | 'write'): Promise<void> {
-  const reason = failureOutcome(err);
+  await messageLog.finishMany(tx.executor, [failed(deps, m, err, stage)]);
+}
+
+/**
+ * A message failed by its data, with the reason. Other errors while writing are transient and
+ * thrown for the job to retry; other errors while mapping are mapper bugs: retrying will not
+ * help, so the record fails, and the log says so without quoting the record.
+ */
+function failed(deps: IngestDeps, m: StoredMessage, err: unknown, stage: 'map' | 'write'): Finished {
+  let reason = failureOutcome(err);
   if (!reason) {
-    if (stage === 'map') {
-      deps.log.error({ messageId: m.id, source: m.source, err: (err as Error)?.message }, 'mapper failed unexpectedly');
-      await messageLog.finish(tx.executor, m.id, { state: 'failed', outcome: mapperBugOutcome() });
-      ingestMetrics.applied.inc({ source: m.source, state: 'failed' });
-      return;
-    }
-    throw err;
+    if (stage === 'write') throw err;
+    deps.log.error({ messageId: m.id, source: m.source, err: (err as Error)?.message }, 'mapper failed unexpectedly');
+    reason = mapperBugOutcome();
   }
-  await messageLog.finish(tx.executor, m.id, { state: 'failed', outcome: reason });
   ingestMetrics.applied.inc({ source: m.source, state: 'failed' });
+  return { id: m.id, state: 'failed', outcome: reason };
 }
 
 /**
@@ -226,6 +326,9 @@ async function mergePersons(deps: Pick<IngestDeps, 'mpi'>, repo: Repository, mer
   if (a && b) await deps.mpi.merge(repo, a.goldenId, b.goldenId, 'ADT^A40', source);
 }
 
+/** The most messages one transaction of the ingest worker applies. */
+export const INGEST_BATCH = 32;
+
 export interface IngestWorkerOptions {
   connection: ConnectionOptions;
   concurrency: number;
@@ -238,7 +341,10 @@ export interface IngestWorkerOptions {
  * is marked failed (with the last error's class, never its content) rather than left waiting.
  */
 export function startIngestWorker(deps: IngestDeps, opts: IngestWorkerOptions): Worker<IngestJob> {
-  const worker = new Worker<IngestJob>(INGEST_QUEUE, (job: Job<IngestJob>) => applyMessage(deps, job.data), {
+  // The jobs active at once (opts.concurrency) are applied together, a transaction per
+  // INGEST_BATCH: a commit and its round trips serve many messages.
+  const together = new GroupCommit<IngestJob>((jobs) => applyMessages(deps, jobs), { maxInFlight: 2, maxBatch: INGEST_BATCH });
+  const worker = new Worker<IngestJob>(INGEST_QUEUE, (job: Job<IngestJob>) => together.add(job.data), {
     connection: opts.connection,
     prefix: opts.prefix ?? QUEUE_PREFIX,
     concurrency: opts.concurrency,

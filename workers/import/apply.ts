@@ -11,7 +11,8 @@ import { MappingError, type MapResult } from '../../mappers/types';
 import { importLog, type ImportError, type ImportJob, type ImportRecord } from '../../store/imports';
 import type { Repository } from '../../store/repository';
 import { foreignMrnFacility } from '../foreign-mrn';
-import { failureOutcome, mapperBugOutcome, patientKey, patientLockKey, prepare, writeMapped, type IngestDeps } from '../ingest';
+import { combined } from '../combined';
+import { failureOutcome, lockPatientKeys, mapperBugOutcome, patientKey, prepare, writeMapped, type IngestDeps } from '../ingest';
 
 export type ImportDeps = Pick<IngestDeps, 'repo' | 'sources' | 'mpi'> & { log: Logger };
 
@@ -35,7 +36,7 @@ export async function applyChunk(deps: ImportDeps, job: ImportJob, seq: number):
         errors.push({ line: record.line, raw: record.raw, outcome: failureOutcome(err) ?? unexpected(deps.log, job, err) });
       }
     }
-    await lockPatients(tx, good);
+    await lockPatientKeys(tx, good.flatMap((g) => patientKey(g.mapped) ?? []));
     const repo = tx.withAccess(job.unrestricted ? { unrestricted: true } : { facility: job.facility });
     const written = await writeAll(deps, repo, good, errors);
     await importLog.finishChunk(tx.executor, job.id, seq, written, errors);
@@ -72,48 +73,6 @@ async function writeAll(deps: ImportDeps, repo: Repository, good: Mapped[], erro
     }
   }
   return written;
-}
-
-/**
- * The records' Bundles as one, a resource once: mapped ids are deterministic and references
- * absolute, so records of one chunk may share a Patient or an Encounter. A later record's
- * version wins, as it would have one by one, except that a demographics copy (createOnly)
- * never replaces a full record of the same resource.
- */
-function combined(results: MapResult[]): MapResult {
-  const entries = new Map<string, { entry: NonNullable<MapResult['bundle']['entry']>[number]; createOnly: boolean }>();
-  for (const m of results) {
-    const createOnly = new Set(m.createOnly);
-    for (const entry of m.bundle.entry ?? []) {
-      const key = entry.fullUrl!;
-      const copy = createOnly.has(key);
-      const seen = entries.get(key);
-      if (seen && copy) continue;
-      entries.set(key, { entry, createOnly: copy });
-    }
-  }
-  const all = [...entries.values()];
-  return {
-    bundle: { resourceType: 'Bundle', type: 'transaction', entry: all.map((e) => e.entry) },
-    createOnly: all.filter((e) => e.createOnly).map((e) => e.entry.fullUrl!),
-    unmapped: [],
-    warnings: [],
-  };
-}
-
-/**
- * The same per-patient lock a single message's worker takes, for every patient of the chunk
- * at once and in one order (sorted by key hash), so an import and live traffic for one
- * patient never interleave, and two chunks never deadlock on each other.
- */
-async function lockPatients(tx: Repository, good: Mapped[]): Promise<void> {
-  const keys = new Set<string>();
-  for (const g of good) {
-    const key = patientKey(g.mapped);
-    if (key) keys.add(patientLockKey(key));
-  }
-  if (keys.size === 0) return;
-  await tx.executor.query('SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k ORDER BY 1) AS s', [[...keys]]);
 }
 
 /** A record to what it maps to, with the checks receipt makes of the same record sent alone. */
