@@ -23,6 +23,7 @@ import { testAuth, tokenFor } from '../test/support/auth';
 import { IngestService } from '../gateway/ingest/service';
 import { processBundle } from '../store/bundle';
 import { prepare, startIngestWorker } from '../workers/ingest';
+import { PreparedRecords } from '../workers/prepared';
 import { ingestQueue, redisConnection } from '../workers/queues';
 import { loadSources } from '../workers/sources';
 import { oruMessage, postOru } from './oru-load';
@@ -84,9 +85,10 @@ async function main(): Promise<void> {
     const prefix = `{bench-${stamp}}`;
     const connection = redisConnection(args['redis-url']);
     const queue = ingestQueue(connection, prefix);
-    const ingest = new IngestService({ repo: store.repo, queue, sources, log });
+    const prepared = WORKER_PROCESSES === 0 ? new PreparedRecords() : undefined;
+    const ingest = new IngestService({ repo: store.repo, queue, sources, log, prepared });
     if (WORKER_PROCESSES === 0) {
-      startIngestWorker({ repo: store.repo, sources, log }, { connection, concurrency: Number(args.concurrency), prefix });
+      startIngestWorker({ repo: store.repo, sources, log, prepared }, { connection, concurrency: Number(args.concurrency), prefix });
     } else {
       for (let i = 0; i < WORKER_PROCESSES; i++) {
         children.push(spawn(process.execPath, ['--import', 'tsx', 'gateway/worker.ts'], {

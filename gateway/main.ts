@@ -21,6 +21,7 @@ import { forwardLog } from '../store/forward-log';
 import { Forwarder } from '../workers/forward';
 import { startImportRecovery, startImportWorker } from '../workers/import/worker';
 import { startIngestWorker } from '../workers/ingest';
+import { PreparedRecords } from '../workers/prepared';
 import { startNotifications } from '../workers/notify';
 import { registerQueueDepth } from '../workers/metrics';
 import { importQueue, ingestQueue, redisConnection, type ImportJobData, type IngestJob } from '../workers/queues';
@@ -185,9 +186,11 @@ async function start(state: Running, log: Logger): Promise<void> {
   const queue = (state.queue = ingestQueue(connection, config.queuePrefix));
   registerQueueDepth(queue);
   const ingestLog = logger.child({ component: 'ingest' });
-  const ingest = new IngestService({ repo: store.repo, queue, sources, log: ingestLog });
+  // An inline worker applies mostly what this process received: it is handed the mapped records.
+  const prepared = config.inlineWorker ? new PreparedRecords() : undefined;
+  const ingest = new IngestService({ repo: store.repo, queue, sources, log: ingestLog, prepared });
   if (config.inlineWorker) {
-    state.worker = startIngestWorker({ repo: store.repo, sources, log: ingestLog, mpi }, { connection, concurrency: config.workerConcurrency, prefix: config.queuePrefix });
+    state.worker = startIngestWorker({ repo: store.repo, sources, log: ingestLog, mpi, prepared }, { connection, concurrency: config.workerConcurrency, prefix: config.queuePrefix });
     state.stopRecovery = await startRecovery(store.db, queue, ingestLog, RECOVERY);
   }
   const imports = (state.importQueue = importQueue(connection, config.queuePrefix));

@@ -12,6 +12,7 @@ import { combined } from './combined';
 import type { Repository } from '../store/repository';
 import { GroupCommit } from './group-commit';
 import { ingestMetrics } from './metrics';
+import type { PreparedRecords } from './prepared';
 import { INGEST_JOB_OPTIONS, INGEST_QUEUE, QUEUE_PREFIX, type IngestJob } from './queues';
 import type { SourceRegistry } from './sources';
 
@@ -21,6 +22,8 @@ export interface IngestDeps {
   log: Logger;
   /** Hands ADT^A40 merges to the patient index (which links every Patient the store writes). */
   mpi?: PatientIndex;
+  /** What receipt in this process already mapped (see PreparedRecords). */
+  prepared?: PreparedRecords;
 }
 
 /**
@@ -37,6 +40,9 @@ export function prepare(deps: Pick<IngestDeps, 'sources'>, msg: Pick<StoredMessa
   stampProfiles(mapped.bundle, mapped.createOnly);
   return mapped;
 }
+
+/** A received record mapped: as receipt in this process left it, or mapped again. */
+const preparedFor = (deps: IngestDeps, m: StoredMessage): MapResult => deps.prepared?.take(m.id) ?? prepare(deps, m);
 
 /** The Patient a mapped record is about (the survivor of a merge): its records are applied in arrival order. */
 export function patientKey(mapped: MapResult): string | undefined {
@@ -146,7 +152,7 @@ async function applyTogether(deps: IngestDeps, tx: Repository, jobs: IngestJob[]
   const ready: Ready[] = [];
   for (const message of waiting) {
     try {
-      ready.push({ message, mapped: prepare(deps, message), facility: deps.sources.get(message.source)!.source.facility });
+      ready.push({ message, mapped: preparedFor(deps, message), facility: deps.sources.get(message.source)!.source.facility });
     } catch (err) {
       results.push(failed(deps, message, err, 'map'));
     }
@@ -204,7 +210,7 @@ type Finished = MessageResult & { id: string };
 async function applyOne(deps: IngestDeps, tx: Repository, m: StoredMessage, isolate?: (fn: (r: Repository) => Promise<string[]>) => Promise<string[]>): Promise<void> {
   let mapped: MapResult;
   try {
-    mapped = prepare(deps, m);
+    mapped = preparedFor(deps, m);
   } catch (err) {
     await fail(deps, tx, m, err, 'map');
     return;

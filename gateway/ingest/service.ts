@@ -17,6 +17,7 @@ import { buildAck, type AckCode } from './ack';
 import { foreignMrnFacility } from '../../workers/foreign-mrn';
 import { ANY_FACILITY } from './mllp-peers';
 import { ReceiptWriter } from './receipts';
+import type { PreparedRecords } from '../../workers/prepared';
 
 export interface Hl7Receipt {
   code: AckCode;
@@ -43,6 +44,8 @@ export interface IngestServiceDeps {
   queue: Queue<IngestJob>;
   sources: SourceRegistry;
   log: Logger;
+  /** Set when this process's ingest worker applies what it receives: it is handed the mapped records. */
+  prepared?: PreparedRecords;
 }
 
 /**
@@ -128,6 +131,7 @@ export class IngestService {
       const reason = failureOutcome(err) ?? unexpected(this.deps.log, m, err);
       return { message: { ...m, state: 'failed', outcome: reason }, error: err };
     }
+    this.deps.prepared?.put(m.id, mapped);
     return { message: { ...m, state: 'received', patientKey: patientKey(mapped) } };
   }
 

@@ -7,6 +7,7 @@ import { queueBoard } from '../../gateway/admin';
 import { createApp } from '../../gateway/app';
 import { IngestService } from '../../gateway/ingest/service';
 import { messageLog, type StoredMessage } from '../../store/messages';
+import { PreparedRecords } from '../../workers/prepared';
 import { startIngestWorker } from '../../workers/ingest';
 import { ingestQueue, redisConnection, type IngestJob } from '../../workers/queues';
 import { loadSources, type SourceRegistry } from '../../workers/sources';
@@ -46,7 +47,9 @@ export async function openIngestHarness(driver: Driver, redisUrl = REDIS_URL): P
   const prefix = `{test-${randomBytes(4).toString('hex')}}`;
   const connection = redisConnection(redisUrl);
   const queue = ingestQueue(connection, prefix);
-  const ingest = new IngestService({ repo: store.repo, queue, sources: demoSources(), log: silent });
+  // As in the gateway process: its worker is handed what its receipt mapped.
+  const prepared = new PreparedRecords();
+  const ingest = new IngestService({ repo: store.repo, queue, sources: demoSources(), log: silent, prepared });
   const workers: Worker<IngestJob>[] = [];
   return {
     store,
@@ -56,7 +59,7 @@ export async function openIngestHarness(driver: Driver, redisUrl = REDIS_URL): P
     redisUrl,
     app: createApp({ repo: store.repo, ingest, mpi: store.mpi, auth: await testAuth(), admin: queueBoard([queue], '/admin/queues') }),
     startWorker(concurrency = 4) {
-      const w = startIngestWorker({ repo: store.repo, sources: demoSources(), log: silent, mpi: store.mpi }, { connection, concurrency, prefix });
+      const w = startIngestWorker({ repo: store.repo, sources: demoSources(), log: silent, mpi: store.mpi, prepared }, { connection, concurrency, prefix });
       workers.push(w);
       return w;
     },
