@@ -29,8 +29,9 @@ export interface IngestDeps {
 /**
  * Maps a stored record and checks it against the consortium profiles: everything that can
  * be decided without the store. Receipt calls it to answer the sender (AA or AE naming the
- * field); the worker calls it again to apply, so a mapper fixed since receipt (`$replay`) is
- * the one that counts.
+ * field); the worker calls it again to apply (unless receipt in its own process handed the
+ * result over, see PreparedRecords), so a mapper fixed since receipt (`$replay`) is the one
+ * that counts.
  */
 export function prepare(deps: Pick<IngestDeps, 'sources'>, msg: Pick<StoredMessage, 'source' | 'body' | 'charset'>): MapResult {
   const ctx = deps.sources.get(msg.source);
