@@ -39,8 +39,6 @@ export interface CompiledProfile {
   type: string;
   /** The resource itself: its invariants, and the top-level elements as children. */
   root: ElementRule;
-  /** Whether any element carries a FHIRPath invariant. */
-  usesFhirPath: boolean;
 }
 
 type Fail = (where: string, message: string) => never;
@@ -79,8 +77,7 @@ export function compileProfile(sd: StructureDefinition): CompiledProfile {
     applyElement(locate(root, id, el, fail), el, id === type, fail);
   }
   finish(root, fail);
-  const usesFhirPath = (sd.differential?.element ?? []).some((el) => (el.constraint?.length ?? 0) > 0);
-  return { url: sd.url!, type, root, usesFhirPath };
+  return { url: sd.url!, type, root };
 }
 
 function newRule(id: string, step: string): ElementRule {

