@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import type { Bundle, OperationOutcome, OperationOutcomeIssue, Patient, Resource } from '@medplum/fhirtypes';
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
@@ -159,6 +160,8 @@ async function applyTogether(deps: IngestDeps, tx: Repository, jobs: IngestJob[]
     }
   }
   for (const group of writeGroups(ready)) {
+    // Between Bundles, receipt gets the event loop: a sender's ACK waits on no more than one.
+    await setImmediate();
     const first = group[0];
     const written = await writeMapped(deps, tx.withAccess({ facility: first.facility }), group.length === 1 ? first.mapped : combined(group.map((g) => g.mapped)), first.message.source);
     const writer = new Map<string, Ready>();
@@ -171,10 +174,17 @@ async function applyTogether(deps: IngestDeps, tx: Repository, jobs: IngestJob[]
 }
 
 /**
- * Splits messages (in arrival order) into runs written as one Bundle each. A run breaks where a
- * message writes a resource the run already writes (so each version is written, in order), at
- * a merge (written alone) and where the facility changes. Two copies of the same demographics
- * (createOnly) do not break it: the second would have been left out anyway.
+ * The most messages one Bundle of a batch writes: validating, indexing and serializing a Bundle
+ * hold the event loop for a time that grows with it, and receipt waits behind them.
+ */
+const RUN_MESSAGES = 8;
+
+/**
+ * Splits messages (in arrival order) into runs written as one Bundle each, of RUN_MESSAGES at
+ * most. A run also breaks where a message writes a resource the run already writes (so each
+ * version is written, in order), at a merge (written alone) and where the facility changes.
+ * Two copies of the same demographics (createOnly) do not break it: the second would have been
+ * left out anyway.
  */
 function writeGroups(ready: Ready[]): Ready[][] {
   const groups: Ready[][] = [];
@@ -184,7 +194,7 @@ function writeGroups(ready: Ready[]): Ready[][] {
     const createOnly = new Set(r.mapped.createOnly);
     const entries = (r.mapped.bundle.entry ?? []).map((e) => ({ url: e.request!.url, copy: createOnly.has(e.fullUrl!) }));
     const clash = entries.some((e) => urls.has(e.url) && !(e.copy && urls.get(e.url)));
-    if (run.length > 0 && (clash || r.mapped.merge || run[0].mapped.merge || r.facility !== run[0].facility)) {
+    if (run.length > 0 && (run.length >= RUN_MESSAGES || clash || r.mapped.merge || run[0].mapped.merge || r.facility !== run[0].facility)) {
       groups.push(run);
       run = [];
       urls.clear();
