@@ -10,7 +10,7 @@
  *   3. loaded: the same ingest load again, every DiagnosticReport it stores notified.
  * Prints p50/p95/max of each, the loaded/idle ratio, and ingest throughput with and without.
  *
- *   npm run bench:notify -- [--messages 3000] [--clients 16] [--concurrency 8] [--idle 200] [--database-url ...] [--redis-url ...]
+ *   npm run bench:notify -- [--messages 3000] [--clients 16] [--concurrency 64] [--idle 200] [--database-url ...] [--redis-url ...]
  */
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
@@ -25,6 +25,7 @@ import { IngestService } from '../gateway/ingest/service';
 import { testAuth, tokenFor } from '../test/support/auth';
 import { auditQueue, startAuditWorker } from '../workers/audit';
 import { startIngestWorker } from '../workers/ingest';
+import { PreparedRecords } from '../workers/prepared';
 import { startNotifications } from '../workers/notify';
 import { ingestQueue, redisConnection } from '../workers/queues';
 import { loadSources } from '../workers/sources';
@@ -37,7 +38,7 @@ const { values: args } = parseArgs({
   options: {
     messages: { type: 'string', default: '3000' },
     clients: { type: 'string', default: '16' },
-    concurrency: { type: 'string', default: '8' },
+    concurrency: { type: 'string', default: '64' },
     idle: { type: 'string', default: '200' },
     'database-url': { type: 'string', default: process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
     'redis-url': { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
@@ -89,8 +90,10 @@ async function main(): Promise<void> {
     const prefix = `{bench-notify-${stamp}}`;
     const connection = redisConnection(args['redis-url']);
     const queue = ingestQueue(connection, prefix);
-    const ingest = new IngestService({ repo: store.repo, queue, sources, log });
-    const worker = startIngestWorker({ repo: store.repo, sources, log }, { connection, concurrency: Number(args.concurrency), prefix });
+    // As the gateway process runs them: its worker is handed what its receipt mapped.
+    const prepared = new PreparedRecords();
+    const ingest = new IngestService({ repo: store.repo, queue, sources, log, prepared });
+    const worker = startIngestWorker({ repo: store.repo, sources, log, prepared }, { connection, concurrency: Number(args.concurrency), prefix });
     // As in the gateway, the notifications' AuditEvents go through the recorder, the audit queue and its worker.
     const auditJobs = auditQueue(connection, prefix);
     const audit = new AuditRecorder({ queue: auditJobs, repo: store.repo, log });
