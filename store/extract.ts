@@ -17,7 +17,7 @@ import type { IndexRows } from './index-rows';
 import { emptyIndexRows } from './index-rows';
 import { indexable, normalizeString } from './normalize';
 import { parseDateRange } from './fhir-date';
-import { ensureDefinitionsLoaded, getParams, isKnownResourceType, type ParamDef, type ParamType } from './search-params';
+import { ensureDefinitionsLoaded, getParams, isKnownResourceType, ownsRows, type ParamDef, type ParamType } from './search-params';
 
 /**
  * Search index extraction. Each parameter's per-type FHIRPath expression is compiled once into
@@ -516,7 +516,8 @@ function plansFor(resourceType: string): ParamPlan[] {
   let list = plans.get(resourceType);
   if (list) return list;
   ensureDefinitionsLoaded();
-  list = getParams(resourceType).map((def) => {
+  // A parameter that shares other parameters' rows (shareRows) has none of its own to extract.
+  list = getParams(resourceType).filter(ownsRows).map((def) => {
     const plan: ParamPlan = { def, text: `${def.key}:text`, convert: CONVERTERS[def.type], compiled: undefined, parsed: undefined };
     const parsed = parse(plan);
     if (parsed) plan.compiled = compile(def, parsed, plan.convert);

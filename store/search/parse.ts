@@ -143,7 +143,7 @@ function parseFilter(resourceType: string, name: string, value: string, unknown:
   switch (param.type) {
     case 'token':
     case 'uri':
-      if (modifier === 'text') return { kind: 'string', param, key: `${param.key}:text`, mode: 'prefix', values: values.map(searchedString) };
+      if (modifier === 'text') return { kind: 'string', param, text: true, mode: 'prefix', values: values.map(searchedString) };
       if (modifier && modifier !== 'not') throw notSupported(`Modifier ':${modifier}' is not supported on token parameter '${code}'`);
       return {
         kind: 'token',
@@ -156,7 +156,7 @@ function parseFilter(resourceType: string, name: string, value: string, unknown:
       return {
         kind: 'string',
         param,
-        key: param.key,
+        text: false,
         mode: (modifier as 'exact' | 'contains' | undefined) ?? 'prefix',
         values: modifier === 'exact' ? values : values.map(searchedString),
       };

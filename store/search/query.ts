@@ -20,7 +20,7 @@ export type Prefix = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le' | 'sa' | 'eb' | 'ap
 
 export type Filter =
   | { kind: 'token'; param: ParamDef; not: boolean; values: { system?: string | null; code?: string }[] }
-  | { kind: 'string'; param: ParamDef; mode: 'prefix' | 'exact' | 'contains'; key: string; values: string[] }
+  | { kind: 'string'; param: ParamDef; mode: 'prefix' | 'exact' | 'contains'; /** a token's display text (`:text`) */ text: boolean; values: string[] }
   | { kind: 'date'; param: ParamDef | null; values: { prefix: Prefix; lo: string; hi: string }[] }
   | { kind: 'number'; param: ParamDef; values: { prefix: Prefix; value: number; lo: number; hi: number; system?: string | null; code?: string }[] }
   | { kind: 'reference'; param: ParamDef; values: { type?: string; id: string }[] }

@@ -1,4 +1,5 @@
 import { visibleSql, type ReadRule } from '../access-filter';
+import type { ParamDef } from '../search-params';
 import type { Filter, Prefix, SearchQuery, SortKey } from './query';
 
 /** Collects bind parameters; every value from a request reaches SQL only through here. */
@@ -16,6 +17,17 @@ export class Params {
 }
 
 const MAX_TEXT = String.fromCodePoint(0x10ffff);
+
+/**
+ * The condition that selects a parameter's index rows in table alias `t`, shared rows
+ * included (see shareRows in search-params.ts); `suffix` ':text' selects a token's display
+ * text, indexed as strings.
+ */
+export function rowsOf(param: ParamDef, t: string, ps: Params, suffix = ''): string {
+  const keys = param.rows.keys.map((k) => k + suffix);
+  const p = keys.length === 1 ? `${t}.p = ${ps.add(keys[0])}` : `${t}.p = ANY(${ps.add(keys)}::text[])`;
+  return param.rows.targetType ? `${p} AND ${t}.ttype = ${ps.add(param.rows.targetType)}` : p;
+}
 
 /** SQL condition (over resource alias `r`) for one filter; a chain only passes through resources `rule` may see. */
 export function filterSql(f: Filter, r: string, ps: Params, rule?: ReadRule): string {
@@ -35,7 +47,7 @@ export function filterSql(f: Filter, r: string, ps: Params, rule?: ReadRule): st
               ]),
             ),
           );
-      const exists = `EXISTS (SELECT 1 FROM idx_token ${t} WHERE ${t}.rk = ${r}.rk AND ${t}.p = ${ps.add(f.param.key)} AND ${cond})`;
+      const exists = `EXISTS (SELECT 1 FROM idx_token ${t} WHERE ${t}.rk = ${r}.rk AND ${rowsOf(f.param, t, ps)} AND ${cond})`;
       return f.not ? `NOT ${exists}` : exists;
     }
     case 'string': {
@@ -48,7 +60,7 @@ export function filterSql(f: Filter, r: string, ps: Params, rule?: ReadRule): st
           return `(${s}.v >= ${ps.add(v)} AND ${s}.v < ${ps.add(v + MAX_TEXT)})`;
         }),
       );
-      return `EXISTS (SELECT 1 FROM idx_string ${s} WHERE ${s}.rk = ${r}.rk AND ${s}.p = ${ps.add(f.key)} AND ${cond})`;
+      return `EXISTS (SELECT 1 FROM idx_string ${s} WHERE ${s}.rk = ${r}.rk AND ${rowsOf(f.param, s, ps, f.text ? ':text' : '')} AND ${cond})`;
     }
     case 'date': {
       if (!f.param) {
@@ -57,7 +69,7 @@ export function filterSql(f: Filter, r: string, ps: Params, rule?: ReadRule): st
       }
       const d = ps.alias('d');
       const cond = or(f.values.map((v) => dateCondition(`${d}.lo`, `${d}.hi`, v.prefix, v.lo, v.hi, ps)));
-      return `EXISTS (SELECT 1 FROM idx_date ${d} WHERE ${d}.rk = ${r}.rk AND ${d}.p = ${ps.add(f.param.key)} AND ${cond})`;
+      return `EXISTS (SELECT 1 FROM idx_date ${d} WHERE ${d}.rk = ${r}.rk AND ${rowsOf(f.param, d, ps)} AND ${cond})`;
     }
     case 'number': {
       const n = ps.alias('n');
@@ -70,23 +82,23 @@ export function filterSql(f: Filter, r: string, ps: Params, rule?: ReadRule): st
           ]),
         ),
       );
-      return `EXISTS (SELECT 1 FROM idx_number ${n} WHERE ${n}.rk = ${r}.rk AND ${n}.p = ${ps.add(f.param.key)} AND ${cond})`;
+      return `EXISTS (SELECT 1 FROM idx_number ${n} WHERE ${n}.rk = ${r}.rk AND ${rowsOf(f.param, n, ps)} AND ${cond})`;
     }
     case 'reference': {
       const x = ps.alias('x');
       const cond = or(f.values.map((v) => and([`${x}.tid = ${ps.add(v.id)}`, v.type ? `${x}.ttype = ${ps.add(v.type)}` : ''])));
-      return `EXISTS (SELECT 1 FROM idx_ref ${x} WHERE ${x}.rk = ${r}.rk AND ${x}.p = ${ps.add(f.param.key)} AND ${cond})`;
+      return `EXISTS (SELECT 1 FROM idx_ref ${x} WHERE ${x}.rk = ${r}.rk AND ${rowsOf(f.param, x, ps)} AND ${cond})`;
     }
     case 'chain': {
       const x = ps.alias('x');
       const r2 = ps.alias('c');
       return `EXISTS (SELECT 1 FROM idx_ref ${x} JOIN resource ${r2} ON ${r2}.type = ${x}.ttype AND ${r2}.id = ${x}.tid
-        WHERE ${x}.rk = ${r}.rk AND ${x}.p = ${ps.add(f.param.key)} AND ${x}.ttype = ANY(${ps.add(f.targetTypes)}::text[])
+        WHERE ${x}.rk = ${r}.rk AND ${rowsOf(f.param, x, ps)} AND ${x}.ttype = ANY(${ps.add(f.targetTypes)}::text[])
           AND NOT ${r2}.deleted AND ${visibleSql(r2, ps, rule)} AND ${filterSql(f.inner, r2, ps, rule)})`;
     }
     case 'missing': {
       const m = ps.alias('m');
-      const exists = `EXISTS (SELECT 1 FROM ${tableFor(f.param.type)} ${m} WHERE ${m}.rk = ${r}.rk AND ${m}.p = ${ps.add(f.param.key)})`;
+      const exists = `EXISTS (SELECT 1 FROM ${tableFor(f.param.type)} ${m} WHERE ${m}.rk = ${r}.rk AND ${rowsOf(f.param, m, ps)})`;
       return f.missing ? `NOT ${exists}` : exists;
     }
   }
@@ -191,24 +203,24 @@ export function sortExpression(key: SortKey, r: string, ps: Params): { sql: stri
   if (key.column === 'last_updated') return { sql: `${r}.last_updated`, cast: 'timestamptz' };
   const param = key.param!;
   const agg = key.descending ? 'max' : 'min';
-  const p = ps.add(param.key);
   const s = ps.alias('k');
+  const p = rowsOf(param, s, ps);
   switch (param.type) {
     case 'date': {
       const col = key.descending ? 'hi' : 'lo';
       const sentinel = key.descending ? `'-infinity'` : `'infinity'`;
-      return { sql: `COALESCE((SELECT ${agg}(${s}.${col}) FROM idx_date ${s} WHERE ${s}.rk = ${r}.rk AND ${s}.p = ${p}), ${sentinel}::timestamptz)`, cast: 'timestamptz' };
+      return { sql: `COALESCE((SELECT ${agg}(${s}.${col}) FROM idx_date ${s} WHERE ${s}.rk = ${r}.rk AND ${p}), ${sentinel}::timestamptz)`, cast: 'timestamptz' };
     }
     case 'number':
     case 'quantity': {
       const sentinel = key.descending ? `'-Infinity'` : `'Infinity'`;
-      return { sql: `COALESCE((SELECT ${agg}(${s}.v) FROM idx_number ${s} WHERE ${s}.rk = ${r}.rk AND ${s}.p = ${p}), ${sentinel}::numeric)`, cast: 'numeric' };
+      return { sql: `COALESCE((SELECT ${agg}(${s}.v) FROM idx_number ${s} WHERE ${s}.rk = ${r}.rk AND ${p}), ${sentinel}::numeric)`, cast: 'numeric' };
     }
     default: {
       const table = param.type === 'string' ? 'idx_string' : 'idx_token';
       const col = param.type === 'string' ? 'v' : 'code';
       const sentinel = key.descending ? `''` : ps.add(MAX_TEXT);
-      return { sql: `COALESCE((SELECT ${agg}(${s}.${col}) FROM ${table} ${s} WHERE ${s}.rk = ${r}.rk AND ${s}.p = ${p}) COLLATE "C", ${sentinel} COLLATE "C")`, cast: 'text' };
+      return { sql: `COALESCE((SELECT ${agg}(${s}.${col}) FROM ${table} ${s} WHERE ${s}.rk = ${r}.rk AND ${p}) COLLATE "C", ${sentinel} COLLATE "C")`, cast: 'text' };
     }
   }
 }

@@ -392,26 +392,38 @@ function rowsFor(resource: R): IndexRows {
   return extractIndexRows(resource);
 }
 
+/**
+ * Whether a row is one a search on `p` (`<Type>.<code>` or its `:text` key) reads: its own
+ * rows, or those of the parameters it shares them with (search-params.ts, shareRows).
+ */
+function readBy(p: string): (row: { p: string; targetType?: string }) => boolean {
+  const [key, suffix] = p.split(':');
+  const dot = key.indexOf('.');
+  const rows = getParam(key.slice(0, dot), key.slice(dot + 1))?.rows ?? { keys: [key] };
+  const keys = new Set(rows.keys.map((k) => (suffix ? `${k}:${suffix}` : k)));
+  return (row) => keys.has(row.p) && (!rows.targetType || row.targetType === rows.targetType);
+}
+
 /** Token rows of one parameter as sorted [system, code] pairs. */
 function tokens(rows: IndexRows, p: string): [string | null, string][] {
-  return sorted(rows.token.filter((r) => r.p === p).map((r) => [r.system, r.code] as [string | null, string]));
+  return sorted(rows.token.filter(readBy(p)).map((r) => [r.system, r.code] as [string | null, string]));
 }
 
 /** Normalized string values of one parameter (or its `:text` key), sorted. */
 function strings(rows: IndexRows, p: string): string[] {
-  return rows.string.filter((r) => r.p === p).map((r) => r.value).sort();
+  return rows.string.filter(readBy(p)).map((r) => r.value).sort();
 }
 
 function dates(rows: IndexRows, p: string): [string, string][] {
-  return sorted(rows.date.filter((r) => r.p === p).map((r) => [r.lo, r.hi] as [string, string]));
+  return sorted(rows.date.filter(readBy(p)).map((r) => [r.lo, r.hi] as [string, string]));
 }
 
 function refs(rows: IndexRows, p: string): string[] {
-  return rows.reference.filter((r) => r.p === p).map((r) => `${r.targetType}/${r.targetId}`).sort();
+  return rows.reference.filter(readBy(p)).map((r) => `${r.targetType}/${r.targetId}`).sort();
 }
 
 function numbers(rows: IndexRows, p: string): [number, string | null, string | null][] {
-  return rows.number.filter((r) => r.p === p).map((r) => [r.value, r.system, r.code] as [number, string | null, string | null]).sort((a, b) => a[0] - b[0]);
+  return rows.number.filter(readBy(p)).map((r) => [r.value, r.system, r.code] as [number, string | null, string | null]).sort((a, b) => a[0] - b[0]);
 }
 
 /** Every `p` that has at least one row. */
@@ -427,6 +439,21 @@ function canonical(rows: IndexRows): IndexRows {
 // ---------------------------------------------------------------------------------------------
 
 describe('search parameter registry', () => {
+  it('answers a parameter that indexes what others do from their rows: a restriction by target type, a union, a twin', () => {
+    expect(getParam('Observation', 'patient')!.rows).toEqual({ keys: ['Observation.subject'], targetType: 'Patient' });
+    expect(getParam('Observation', 'subject')!.rows).toEqual({ keys: ['Observation.subject'] });
+    expect([...getParam('Observation', 'combo-code')!.rows.keys].sort()).toEqual(['Observation.code', 'Observation.component-code']);
+    expect([...getParam('Observation', 'combo-value-quantity')!.rows.keys].sort()).toEqual(['Observation.component-value-quantity', 'Observation.value-quantity']);
+    expect(getParam('Patient', 'phonetic')!.rows).toEqual({ keys: ['Patient.name'] });
+    expect(getParam('Encounter', 'practitioner')!.rows).toEqual({ keys: ['Encounter.participant'], targetType: 'Practitioner' });
+    // Not a restriction of `telecom` by target: phone keeps rows of its own.
+    expect(getParam('Patient', 'phone')!.rows).toEqual({ keys: ['Patient.phone'] });
+    // A shared parameter's rows are never stored under its own key.
+    const shared = new Set(['Observation', 'Patient', 'Encounter'].flatMap((t) => getParams(t).filter((d) => d.rows.keys[0] !== d.key || d.rows.targetType).map((d) => d.key)));
+    expect(shared.size).toBeGreaterThanOrEqual(8);
+    for (const resource of [observation, patient]) expect(keys(rowsFor(resource)).filter((k) => shared.has(k.replace(/:text$/, '')))).toEqual([]);
+  });
+
   it('knows concrete resource types only', () => {
     expect(isKnownResourceType('Patient')).toBe(true);
     expect(isKnownResourceType('Observation')).toBe(true);
@@ -548,9 +575,8 @@ describe('extractIndexRows', () => {
     expect(keys(rows)).toEqual(
       [
         'Observation._profile', 'Observation._security', 'Observation._source', 'Observation._tag', 'Observation._tag:text',
-        'Observation.category', 'Observation.category:text', 'Observation.code', 'Observation.code:text', 'Observation.combo-code',
-        'Observation.combo-code:text', 'Observation.combo-value-quantity', 'Observation.date', 'Observation.encounter',
-        'Observation.identifier', 'Observation.patient', 'Observation.performer', 'Observation.status', 'Observation.subject',
+        'Observation.category', 'Observation.category:text', 'Observation.code', 'Observation.code:text', 'Observation.date',
+        'Observation.encounter', 'Observation.identifier', 'Observation.performer', 'Observation.status', 'Observation.subject',
         'Observation.value-quantity',
       ].sort(),
     );
