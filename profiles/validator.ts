@@ -65,7 +65,7 @@ export function createValidator(): Validator {
     if (typeof type !== 'string') throw invalid('resourceType is missing', ['resourceType']);
     const validate = forType(type);
     if (!validate || !/^[A-Z]/.test(type)) throw invalid(`Unknown resourceType '${type}'`, ['resourceType']);
-    const unstorable = unstorablePath(resource, type);
+    const unstorable = hasUnstorable(resource) ? unstorablePath(resource, type) : undefined;
     if (unstorable) throw invalid(`Invalid value at '${unstorable}': a NUL (U+0000) or an unpaired surrogate is not a character`, [unstorable]);
     if (!validate(resource)) throw toError(type, validate.errors ?? []);
   };
@@ -73,6 +73,28 @@ export function createValidator(): Validator {
 
 /** U+0000 or a UTF-16 surrogate without its pair (JSON text can carry both as \u escapes). */
 const UNSTORABLE = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Whether any value or name holds UNSTORABLE: the walk every write pays, so it builds no paths
+ * (unstorablePath finds where, only when there is something to find).
+ */
+function hasUnstorable(root: object): boolean {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (typeof node === 'string') {
+      if (UNSTORABLE.test(node)) return true;
+    } else if (Array.isArray(node)) {
+      for (let i = 0; i < node.length; i++) stack.push(node[i]);
+    } else if (node !== null && typeof node === 'object') {
+      for (const key of Object.keys(node)) {
+        if (UNSTORABLE.test(key)) return true;
+        stack.push((node as Record<string, unknown>)[key]);
+      }
+    }
+  }
+  return false;
+}
 
 /**
  * The first element whose value (or name) holds what the schema's patterns allow but

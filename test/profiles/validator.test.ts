@@ -37,6 +37,8 @@ describe('structural validation refuses what the schema alone lets through', () 
     expect(refusal({ resourceType: 'Patient', name: [{ text: '王\u0000小明' }] })).toEqual(['Patient.name[0].text']);
     expect(refusal({ resourceType: 'Patient', identifier: [{ system: 'urn:x', value: 'a\ud800' }] })).toEqual(['Patient.identifier[0].value']);
     expect(refusal({ resourceType: 'Patient', name: [{ text: '\udc00李' }] })).toEqual(['Patient.name[0].text']);
+    // In a property's name too (JSON text can carry it as \u0000): refused as unstorable, not just as unknown.
+    expect(() => validate({ resourceType: 'Patient', contact: [{ ['na\u0000me']: { text: 'x' } }] })).toThrow("Invalid value at 'Patient.contact[0].na\u0000me': a NUL");
     // A paired surrogate is an ordinary character outside the BMP.
     expect(refusal({ resourceType: 'Patient', name: [{ text: '𠀀𪚥' }] })).toBeUndefined();
   });
