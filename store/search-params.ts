@@ -173,6 +173,12 @@ function buildParams(resourceType: string): { list: ParamDef[]; byCode: Map<stri
   return entry;
 }
 
+/** Whether a parameter's index rows are its own (stored under its key) rather than shared with others. */
+export const ownsRows = (d: ParamDef): boolean => d.rows.keys.length === 1 && d.rows.keys[0] === d.key && !d.rows.targetType;
+
+/** `X.where(resolve() is T)`: the references of X to type T. */
+const RESTRICTION = /^(.+)\.where\(resolve\(\) is ([A-Za-z]+)\)$/;
+
 /**
  * Many R4 parameters index what others of the same type already do: `patient` is `subject`
  * restricted to Patients (`X.where(resolve() is Patient)` beside `X`), `combo-code` is
@@ -183,30 +189,29 @@ function buildParams(resourceType: string): { list: ParamDef[]; byCode: Map<stri
  * parameter's whole expression.
  */
 function shareRows(list: ParamDef[]): void {
+  // Restrictions first: a parameter restricted by target type is then no longer its own, so no
+  // union below is made of it, and its base is never a restriction itself.
+  for (const def of list) {
+    const restricted = def.type === 'reference' ? RESTRICTION.exec(def.expression) : null;
+    const base = restricted && list.find((d) => d !== def && d.type === 'reference' && ownsRows(d) && d.expression === restricted[1] && !RESTRICTION.test(d.expression));
+    if (base) def.rows = { keys: [base.key], targetType: restricted[2] };
+  }
   const terms = new Map(list.map((d) => [d, splitUnion(d.expression)]));
-  const own = ownsRows;
   // Narrowest first, so every parameter a union could be made of is already decided.
   const order = [...list.keys()].sort((a, b) => terms.get(list[a])!.length - terms.get(list[b])!.length || a - b);
   for (const i of order) {
     const def = list[i];
+    if (!ownsRows(def)) continue;
     const mine = new Set(terms.get(def));
     const parts = list.filter((d, j) => {
-      if (d === def || d.type !== def.type || !own(d)) return false;
+      if (d === def || d.type !== def.type || !ownsRows(d)) return false;
       const theirs = terms.get(d)!;
       return theirs.every((t) => mine.has(t)) && (theirs.length < mine.size || j < i);
     });
     const covered = new Set(parts.flatMap((d) => terms.get(d)!));
     if (parts.length > 0 && covered.size === mine.size) def.rows = { keys: parts.map((d) => d.key) };
   }
-  for (const def of list) {
-    const restricted = def.type === 'reference' && own(def) ? /^(.+)\.where\(resolve\(\) is ([A-Za-z]+)\)$/.exec(def.expression) : null;
-    const base = restricted && list.find((d) => d !== def && d.type === 'reference' && own(d) && d.expression === restricted[1]);
-    if (base) def.rows = { keys: [base.key], targetType: restricted[2] };
-  }
 }
-
-/** Whether a parameter's index rows are its own (stored under its key) rather than shared with others. */
-export const ownsRows = (d: ParamDef): boolean => d.rows.keys.length === 1 && d.rows.keys[0] === d.key && !d.rows.targetType;
 
 /** The indexed search parameters of a resource type ([] for an unknown type). */
 export function getParams(resourceType: string): ParamDef[] {

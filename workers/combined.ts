@@ -26,4 +26,3 @@ export function combined(results: MapResult[]): MapResult {
     warnings: [],
   };
 }
-
