@@ -344,7 +344,7 @@ async function mergePersons(deps: Pick<IngestDeps, 'mpi'>, repo: Repository, mer
 }
 
 /** The most messages one transaction of the ingest worker applies. */
-export const INGEST_BATCH = 32;
+const INGEST_BATCH = 32;
 
 export interface IngestWorkerOptions {
   connection: ConnectionOptions;
