@@ -351,7 +351,7 @@ export class Repository {
       if (resource.resourceType !== intent.type) throw badRequest(`Expected a ${intent.type}, got ${resource.resourceType}`, ['resourceType']);
       this.validate(resource, intent.at);
       if (prior && !prior.deleted && prior.content && sameContent(prior.content, resource)) {
-        outcomes.push({ status: 200, stored: fromRow({ type: intent.type, id: intent.id, version: prior.version, last_updated: JSON.parse(prior.content).meta?.lastUpdated ?? lastUpdated, deleted: false, content: prior.content }) });
+        outcomes.push({ status: 200, stored: fromRow({ type: intent.type, id: intent.id, version: prior.version, last_updated: JSON.parse(prior.content).meta?.lastUpdated ?? lastUpdated, deleted: false, content: prior.content, patients: prior.patients.join(',') }) });
         continue;
       }
       const version = prior ? prior.version + 1 : 1;
@@ -362,7 +362,7 @@ export class Repository {
       const op: WriteOp = { type: intent.type, id: intent.id, rk: prior?.rk, version, lastUpdated, deleted: false, json, index, labels, optOut: optOutField(intent.type, optOutOf(stamped)), care: careField(intent.type, careRelationOf(stamped as Resource & { id: string })) };
       ops.push(op);
       planned.set(key, op);
-      outcomes.push({ status: prior && !prior.deleted ? 200 : 201, stored: new StoredResource(intent.type, intent.id, String(version), lastUpdated, false, json) });
+      outcomes.push({ status: prior && !prior.deleted ? 200 : 201, stored: new StoredResource(intent.type, intent.id, String(version), lastUpdated, false, json, labels.patients.join(',')) });
     }
     if (ops.length > 0) await writeBatch(this.tx, ops);
     if (ops.length > 0 && this.options.observers?.length) {

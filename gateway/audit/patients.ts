@@ -32,13 +32,14 @@ export function patientsOf(resources: readonly unknown[]): string[] {
 }
 
 /**
- * For handlers: adds the patients of what they return to the request's audit event. `resources`
- * is called only when an audit trail is mounted, so an unaudited app parses nothing for it.
+ * For handlers: adds the patients of what they return (`Patient/id`) to the request's audit
+ * event. `patients` is called only when an audit trail is mounted, so an unaudited app does no
+ * work for it; stored resources know their patients (StoredResource.patients) without a parse.
  */
-export function auditPatients(res: Response, resources: () => readonly unknown[]): void {
+export function auditPatients(res: Response, patients: () => Iterable<string>): void {
   const known: unknown = res.locals.auditPatients;
   if (!Array.isArray(known)) return;
-  res.locals.auditPatients = [...new Set([...(known as string[]), ...patientsOf(resources())])];
+  res.locals.auditPatients = [...new Set([...(known as string[]), ...patients()])];
 }
 
 /**

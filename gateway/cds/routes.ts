@@ -9,7 +9,7 @@ import type { PatientIndex } from '../../mpi';
 import { badRequest } from '../../store/errors';
 import type { Repository } from '../../store/repository';
 import { requireScope, storeFor } from '../auth/require';
-import { auditPatients } from '../audit/patients';
+import { auditPatients, patientsOf } from '../audit/patients';
 import { parametersBody } from '../fhir/params';
 import { sendJson } from '../fhir/routes';
 import { cardsFor, parametersFor } from '../../workflows/recognition/answer';
@@ -31,7 +31,7 @@ async function answer(deps: RecognitionDeps, res: Response, patientId: string, o
   requireScope(res, 'DiagnosticReport', 's');
   const ids = await personIds(deps.repo, deps.mpi, patientId);
   const found = await findRecognised(storeFor(deps.repo, res), ids, orders, (deps.now ?? (() => new Date()))(), deps.rules ?? DEFAULT_RULES);
-  auditPatients(res, () => [{ resourceType: 'Patient', id: patientId }, ...found.map((f) => f.result)]);
+  auditPatients(res, () => patientsOf([{ resourceType: 'Patient', id: patientId }, ...found.map((f) => f.result)]));
   return found;
 }
 

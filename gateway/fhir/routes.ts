@@ -88,7 +88,7 @@ export function fhirRouter(repo: Repository, configuredBase?: string, mpi?: Pati
       entries.push({ json: JSON.stringify(ignored), search: { mode: 'outcome' } });
     }
     // The audit names every patient whose records were returned, not only the one searched for.
-    auditPatients(res, () => [...result.matches, ...result.included].map((m) => m.resource));
+    auditPatients(res, () => [...result.matches, ...result.included].flatMap((m) => m.patients));
     sendText(res, 200, renderBundle({ type: 'searchset', total: result.total, link }, entries));
   }
 
@@ -263,7 +263,7 @@ function decodeHistoryCursor(value: string): Cursor {
 }
 
 function sendStored(req: Request, res: Response, status: number, stored: StoredResource, base: string): void {
-  if (!stored.deleted) auditPatients(res, () => [stored.resource]);
+  if (!stored.deleted) auditPatients(res, () => stored.patients);
   res.set('ETag', `W/"${stored.versionId}"`);
   res.set('Last-Modified', new Date(stored.lastUpdated).toUTCString());
   if (status === 201) res.set('Location', `${base}/${stored.reference}/_history/${stored.versionId}`);

@@ -71,7 +71,7 @@ async function harness(redisUrl: string, opts: { worker?: boolean; repoForWorker
   // A handler using the audit API, as the FHIR routes are to: the patients of what it returns.
   app.get('/fhir/Observation/:id', async (req, res) => {
     const stored = await store.repo.read('Observation', req.params.id);
-    auditPatients(res, () => [stored.resource]);
+    auditPatients(res, () => stored.patients);
     res.type(FHIR).send(stored.json);
   });
   app.use(createApp({ repo: store.repo }));

@@ -1,4 +1,4 @@
-import type { Observation, Patient } from '@medplum/fhirtypes';
+import type { Observation, Patient, Resource } from '@medplum/fhirtypes';
 import { DRIVERS, openTestStore, type TestStore } from '../support/stores';
 import { labObservation, MRN_CITY } from '../support/fixtures';
 import { FhirError } from '../../store/errors';
@@ -78,6 +78,28 @@ describe.each(DRIVERS)('resources and history on %s', (driver) => {
     const again = await repo.update({ resourceType: 'Patient', id: 'd1', gender: 'female' });
     expect(again.stored.versionId).toBe('3');
     expect(again.status).toBe(201);
+  });
+
+  it('every stored resource names the Patients it is about, without a parse: written, read, searched, included, history, $everything', async () => {
+    await repo.update({ resourceType: 'Patient', id: 'pp-1' } as Patient);
+    const created = await repo.update(labObservation('pp-o1', 'pp-1', '718-7', 12.1, 'g/dL', '2024-02-01'));
+    expect(created.stored.patients).toEqual(['Patient/pp-1']);
+    const report = { resourceType: 'DiagnosticReport', id: 'pp-r1', status: 'final', code: { text: 'CBC' }, subject: { reference: 'Patient/pp-1' }, result: [{ reference: 'Observation/pp-o1' }] } as Resource;
+    await repo.update(report);
+    expect((await repo.update(report)).stored.patients).toEqual(['Patient/pp-1']);
+    expect((await repo.read('Patient', 'pp-1')).patients).toEqual(['Patient/pp-1']);
+    expect((await repo.vread('Observation', 'pp-o1', '1')).patients).toEqual(['Patient/pp-1']);
+    const found = await repo.search('DiagnosticReport', [['_id', 'pp-r1'], ['_include', 'DiagnosticReport:result']]);
+    expect([...found.matches, ...found.included].map((s) => [s.reference, s.patients])).toEqual([
+      ['DiagnosticReport/pp-r1', ['Patient/pp-1']],
+      ['Observation/pp-o1', ['Patient/pp-1']],
+    ]);
+    expect((await repo.history({ type: 'Observation', id: 'pp-o1' }, { count: 10 })).entries[0].patients).toEqual(['Patient/pp-1']);
+    const everything = await repo.everything(['pp-1'], { count: 10 });
+    expect(everything.entries.map((s) => s.patients)).toEqual([['Patient/pp-1'], ['Patient/pp-1'], ['Patient/pp-1']]);
+    const org = await repo.update({ resourceType: 'Organization', id: 'pp-org', name: '社区' } as Resource);
+    expect(org.stored.patients).toEqual([]);
+    expect((await repo.read('Organization', 'pp-org')).patients).toEqual([]);
   });
 
   it('unknown resources are 404', async () => {
