@@ -5,7 +5,7 @@
  * rules and audit off and on side by side.
  *
  *   npm run bench:store -- [--resources 1000000] [--patients 20000] [--concurrency 4]
- *                          [--samples 200] [--audit-worker inline|process] [--database-url postgres://...] [--redis-url redis://...]
+ *                          [--samples 500] [--audit-worker inline|process] [--database-url postgres://...] [--redis-url redis://...]
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -37,7 +37,7 @@ const { values: args } = parseArgs({
     resources: { type: 'string', default: '1000000' },
     patients: { type: 'string', default: '20000' },
     concurrency: { type: 'string', default: '4' },
-    samples: { type: 'string', default: '200' },
+    samples: { type: 'string', default: '500' },
     // inline: the audit worker in the gateway's process (npm start's default); process: in an
     // `npm run worker` process of its own (AUDIT_WORKER=false on the gateway).
     'audit-worker': { type: 'string', default: 'inline' },
