@@ -85,16 +85,19 @@ export async function applyMessage(deps: IngestDeps, job: IngestJob): Promise<vo
     patientKey = msg.patientKey;
   }
   try {
-    await deps.repo.transaction(async (tx) => {
+    const finished = await deps.repo.transaction(async (tx) => {
       const batch = await lockWaiting(tx, [{ messageId, patientKey }]);
       // Alone, a record needs no savepoint: if it fails, the whole transaction is undone
       // and its failure recorded in a fresh one (two round trips saved on the common path).
       const isolate = batch.length > 1 ? (fn: (r: Repository) => Promise<string[]>) => tx.savepoint(fn) : undefined;
-      for (const m of batch) await applyOne(deps, tx, m, isolate);
+      const results: Finished[] = [];
+      for (const m of batch) results.push(await applyOne(deps, tx, m, isolate));
+      return results;
     });
+    count(finished);
   } catch (err) {
     if (!(err instanceof RecordFailed)) throw err;
-    await deps.repo.transaction((tx) => fail(deps, tx, err.record, err.cause, 'write'));
+    count([await deps.repo.transaction((tx) => fail(deps, tx, err.record, err.cause, 'write'))]);
   }
 }
 
@@ -112,7 +115,7 @@ export async function applyMessages(deps: IngestDeps, jobs: IngestJob[]): Promis
   let together = false;
   if (keyed.length > 1) {
     try {
-      await deps.repo.transaction((tx) => applyTogether(deps, tx, keyed));
+      count(await deps.repo.transaction((tx) => applyTogether(deps, tx, keyed)));
       together = true;
     } catch (err) {
       deps.log.debug({ messages: keyed.length, err: (err as Error)?.message }, 'messages applied together failed; applying them one by one');
@@ -148,7 +151,7 @@ interface Ready {
   facility: string;
 }
 
-async function applyTogether(deps: IngestDeps, tx: Repository, jobs: IngestJob[]): Promise<void> {
+async function applyTogether(deps: IngestDeps, tx: Repository, jobs: IngestJob[]): Promise<Finished[]> {
   const waiting = await lockWaiting(tx, jobs);
   const results: Finished[] = [];
   const ready: Ready[] = [];
@@ -171,6 +174,7 @@ async function applyTogether(deps: IngestDeps, tx: Repository, jobs: IngestJob[]
     for (const g of group) results.push(done(deps, g.message, g.mapped, resources.get(g)!));
   }
   await messageLog.finishMany(tx.executor, results);
+  return results;
 }
 
 /**
@@ -216,15 +220,28 @@ class RecordFailed extends Error {
   }
 }
 
-type Finished = MessageResult & { id: string };
+/** A message's end as the log records it, and what /metrics counts of it once that is committed. */
+type Finished = MessageResult & { id: string; source: string; receivedAt: string };
 
-async function applyOne(deps: IngestDeps, tx: Repository, m: StoredMessage, isolate?: (fn: (r: Repository) => Promise<string[]>) => Promise<string[]>): Promise<void> {
+/**
+ * Counts messages finished in a committed transaction. Counting them as they finish would count
+ * twice the messages of a batch rolled back and applied again one by one.
+ */
+function count(finished: Finished[]): void {
+  for (const f of finished) {
+    ingestMetrics.applied.inc({ source: f.source, state: f.state });
+    if (f.state === 'failed') continue;
+    ingestMetrics.lag.observe({ source: f.source }, (Date.now() - Date.parse(f.receivedAt)) / 1000);
+    ingestMetrics.unmapped.inc({ source: f.source }, f.unmapped?.length ?? 0);
+  }
+}
+
+async function applyOne(deps: IngestDeps, tx: Repository, m: StoredMessage, isolate?: (fn: (r: Repository) => Promise<string[]>) => Promise<string[]>): Promise<Finished> {
   let mapped: MapResult;
   try {
     mapped = preparedFor(deps, m);
   } catch (err) {
-    await fail(deps, tx, m, err, 'map');
-    return;
+    return fail(deps, tx, m, err, 'map');
   }
   try {
     // Bound to the sending facility: the store stamps it as author and holds the record to the
@@ -240,25 +257,28 @@ async function applyOne(deps: IngestDeps, tx: Repository, m: StoredMessage, isol
         throw failureOutcome(err) ? new RecordFailed(m, err) : err;
       }
     }
-    await messageLog.finishMany(tx.executor, [done(deps, m, mapped, resources)]);
+    const finished = done(deps, m, mapped, resources);
+    await messageLog.finishMany(tx.executor, [finished]);
+    return finished;
   } catch (err) {
     if (err instanceof RecordFailed) throw err;
-    await fail(deps, tx, m, err, 'write');
+    return fail(deps, tx, m, err, 'write');
   }
 }
 
 /** A message applied: its versions written, its unmapped codes, the mapper's warnings. */
 function done(deps: IngestDeps, m: StoredMessage, mapped: MapResult, resources: string[]): Finished {
   const warnings: OperationOutcomeIssue[] = mapped.warnings.map((w) => ({ severity: 'warning', code: 'informational', diagnostics: w }));
-  ingestMetrics.applied.inc({ source: m.source, state: 'done' });
-  ingestMetrics.lag.observe({ source: m.source }, (Date.now() - Date.parse(m.receivedAt)) / 1000);
-  ingestMetrics.unmapped.inc({ source: m.source }, mapped.unmapped.length);
   deps.log.debug({ messageId: m.id, kind: m.kind, resources: resources.length }, 'message applied');
-  return { id: m.id, state: 'done', resources, unmapped: mapped.unmapped, outcome: warnings.length ? outcome(warnings) : undefined };
+  return { ...origin(m), state: 'done', resources, unmapped: mapped.unmapped, outcome: warnings.length ? outcome(warnings) : undefined };
 }
 
-async function fail(deps: IngestDeps, tx: Repository, m: StoredMessage, err: unknown, stage: 'map' | 'write'): Promise<void> {
-  await messageLog.finishMany(tx.executor, [failed(deps, m, err, stage)]);
+const origin = (m: StoredMessage) => ({ id: m.id, source: m.source, receivedAt: m.receivedAt });
+
+async function fail(deps: IngestDeps, tx: Repository, m: StoredMessage, err: unknown, stage: 'map' | 'write'): Promise<Finished> {
+  const finished = failed(deps, m, err, stage);
+  await messageLog.finishMany(tx.executor, [finished]);
+  return finished;
 }
 
 /**
@@ -273,8 +293,7 @@ function failed(deps: IngestDeps, m: StoredMessage, err: unknown, stage: 'map' |
     deps.log.error({ messageId: m.id, source: m.source, err: (err as Error)?.message }, 'mapper failed unexpectedly');
     reason = mapperBugOutcome();
   }
-  ingestMetrics.applied.inc({ source: m.source, state: 'failed' });
-  return { id: m.id, state: 'failed', outcome: reason };
+  return { ...origin(m), state: 'failed', outcome: reason };
 }
 
 /**

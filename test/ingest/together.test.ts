@@ -10,6 +10,7 @@ import { adt, oru, type Hl7Patient } from '../../fixtures/synthetic/hl7';
 import { resourceId } from '../../mappers/ids';
 import { messageLog } from '../../store/messages';
 import { applyMessages, prepare, type IngestDeps } from '../../workers/ingest';
+import { ingestMetrics } from '../../workers/metrics';
 import type { IngestJob } from '../../workers/queues';
 import { demoSources, openIngestHarness, type IngestHarness } from '../support/ingest';
 import { DRIVERS } from '../support/stores';
@@ -106,5 +107,23 @@ describe.each(DRIVERS)('ingest messages applied together on %s', (driver) => {
     // Nothing of the refused message was written: not its report, not its patient.
     const report = prepare(deps, { source: 'city-hospital', body: Buffer.from(refused), charset: null }).bundle.entry!.find((e) => e.resource!.resourceType === 'DiagnosticReport')!;
     expect(await h.store.repo.existing([report.request!.url, `Patient/${patientId(person(6, ''))}`])).toEqual(new Set());
+  });
+
+  it('a batch applied again one by one counts each message once in /metrics', async () => {
+    const applied = async (state: string): Promise<number> => (await ingestMetrics.applied.get()).values.find((v) => v.labels.source === 'city-hospital' && v.labels.state === state)?.value ?? 0;
+    // Eight messages fill the first Bundle of the batch (RUN_MESSAGES), which the store writes
+    // before it refuses the ninth; the batch is then rolled back and applied one by one.
+    const good = [];
+    for (let n = 20; n < 28; n++) good.push(await receive(oru(person(n, `170000091${n}`), `TOG-${n}`, `TOGR${n}`, 1, n)));
+    const refused = oru(person(30, '17000009130'), 'TOG-30', 'TOGR30', 2, 30);
+    const taken = prepare(deps, { source: 'city-hospital', body: Buffer.from(refused), charset: null }).bundle.entry!.find((e) => e.resource!.resourceType === 'Observation')!;
+    await h.store.repo.withAccess({ facility: 'county-hospital' }).update({ ...(taken.resource as Observation), subject: undefined, meta: undefined } as Resource);
+    const bad = await receive(refused);
+    const [done0, failed0] = [await applied('done'), await applied('failed')];
+
+    expect(await applyMessages(deps, [...good, bad])).toEqual(Array(9).fill(undefined));
+    expect(fellBack()).toBe(true);
+    expect((await Promise.all(good.map((j) => messageLog.get(h.store.db, j.messageId)))).map((m) => m!.state)).toEqual(Array(8).fill('done'));
+    expect([(await applied('done')) - done0, (await applied('failed')) - failed0]).toEqual([8, 1]);
   });
 });
