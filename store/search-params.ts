@@ -185,16 +185,21 @@ const RESTRICTION = /^(.+)\.where\(resolve\(\) is ([A-Za-z]+)\)$/;
  * `code | component.code`, `phonetic` is `name`. Such a parameter is answered from the other
  * parameters' rows instead of storing its own copy, which for a lab Observation is 6 of its 19
  * rows. Decided from the expressions alone: a union of the terms of earlier (or narrower)
- * parameters of the same search type, or a single `.where(resolve() is T)` over another
- * parameter's whole expression.
+ * parameters of the same search type, or `.where(resolve() is T)` (one T, alone or in a union)
+ * over other parameters' whole expressions.
  */
 function shareRows(list: ParamDef[]): void {
   // Restrictions first: a parameter restricted by target type is then no longer its own, so no
   // union below is made of it, and its base is never a restriction itself.
+  // A union of restrictions to one type (AuditEvent.patient: the Patients among `agent` and
+  // among `entity`) is that type's rows of every base.
   for (const def of list) {
-    const restricted = def.type === 'reference' ? RESTRICTION.exec(def.expression) : null;
-    const base = restricted && list.find((d) => d !== def && d.type === 'reference' && ownsRows(d) && d.expression === restricted[1] && !RESTRICTION.test(d.expression));
-    if (base) def.rows = { keys: [base.key], targetType: restricted[2] };
+    if (def.type !== 'reference') continue;
+    const restricted = splitUnion(def.expression).map((term) => RESTRICTION.exec(term));
+    const targetType = restricted[0]?.[2];
+    if (targetType === undefined || restricted.some((r) => r?.[2] !== targetType)) continue;
+    const bases = restricted.map((r) => list.find((d) => d !== def && d.type === 'reference' && ownsRows(d) && d.expression === r![1] && !RESTRICTION.test(d.expression)));
+    if (bases.every((b) => b !== undefined)) def.rows = { keys: bases.map((b) => b!.key), targetType };
   }
   const terms = new Map(list.map((d) => [d, splitUnion(d.expression)]));
   // Narrowest first, so every parameter a union could be made of is already decided.

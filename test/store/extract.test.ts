@@ -446,12 +446,14 @@ describe('search parameter registry', () => {
     expect([...getParam('Observation', 'combo-value-quantity')!.rows.keys].sort()).toEqual(['Observation.component-value-quantity', 'Observation.value-quantity']);
     expect(getParam('Patient', 'phonetic')!.rows).toEqual({ keys: ['Patient.name'] });
     expect(getParam('Encounter', 'practitioner')!.rows).toEqual({ keys: ['Encounter.participant'], targetType: 'Practitioner' });
+    // A union of restrictions to one type: the Patients among the agents and among the entities.
+    expect(getParam('AuditEvent', 'patient')!.rows).toEqual({ keys: ['AuditEvent.agent', 'AuditEvent.entity'], targetType: 'Patient' });
     // Not a restriction of `telecom` by target: phone keeps rows of its own.
     expect(getParam('Patient', 'phone')!.rows).toEqual({ keys: ['Patient.phone'] });
     // A shared parameter's rows are never stored under its own key.
-    const shared = new Set(['Observation', 'Patient', 'Encounter'].flatMap((t) => getParams(t).filter((d) => d.rows.keys[0] !== d.key || d.rows.targetType).map((d) => d.key)));
+    const shared = new Set(['Observation', 'Patient', 'Encounter', 'AuditEvent'].flatMap((t) => getParams(t).filter((d) => d.rows.keys[0] !== d.key || d.rows.targetType).map((d) => d.key)));
     expect(shared.size).toBeGreaterThanOrEqual(8);
-    for (const resource of [observation, patient]) expect(keys(rowsFor(resource)).filter((k) => shared.has(k.replace(/:text$/, '')))).toEqual([]);
+    for (const resource of [observation, patient, auditEvent]) expect(keys(rowsFor(resource)).filter((k) => shared.has(k.replace(/:text$/, '')))).toEqual([]);
   });
 
   it('knows concrete resource types only', () => {
@@ -757,6 +759,9 @@ describe('extractIndexRows', () => {
     expect(refs(rows, 'AuditEvent.agent')).toEqual(['Practitioner/pr-1']);
     expect(refs(rows, 'AuditEvent.entity')).toEqual(['Patient/p-1']);
     expect(refs(rows, 'AuditEvent.patient')).toEqual(['Patient/p-1']);
+    // A patient reading their own record is an agent: found by patient too, beside the entity.
+    const own = rowsFor({ ...auditEvent, agent: [...(auditEvent.agent as object[]), { who: { reference: 'Patient/p-2' }, requestor: false }] } as R);
+    expect(refs(own, 'AuditEvent.patient')).toEqual(['Patient/p-1', 'Patient/p-2']);
     expect(refs(rows, 'AuditEvent.source')).toEqual(['Device/gw-1']);
     expect(strings(rows, 'AuditEvent.agent-name')).toEqual(['张医生']);
     expect(strings(rows, 'AuditEvent.address')).toEqual(['10.0.0.12']);
