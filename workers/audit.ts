@@ -72,7 +72,10 @@ async function withTreatmentPurpose(repo: Repository, events: IdentifiedAuditEve
     const requestor = event.agent.find((a) => a.requestor);
     if (!requestor || requestor.purposeOfUse) continue;
     const facility = event.agent.find((a) => a.type?.coding?.some((c) => c.code === 'PROV'))?.who?.reference?.replace(/^Organization\//, '');
-    if (facility && patientsOf(event).length > 0) byFacility.set(facility, [...(byFacility.get(facility) ?? []), event]);
+    if (!facility || patientsOf(event).length === 0) continue;
+    const group = byFacility.get(facility);
+    if (group) group.push(event);
+    else byFacility.set(facility, [event]);
   }
   for (const [facility, group] of byFacility) {
     const tasks = await repo.treatingTasks(facility, [...new Set(group.flatMap(patientsOf))]);
