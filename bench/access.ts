@@ -15,7 +15,8 @@ import { loadRules } from '../mpi/rules';
 import { processBundle } from '../store/bundle';
 import { openStore } from '../store/open';
 import type { Repository } from '../store/repository';
-import { Params } from '../store/search/sql';
+import { Params, rowsOf } from '../store/search/sql';
+import { getParam } from '../store/search-params';
 import { percentile } from './support';
 import { adminQuery } from '../test/support/stores';
 
@@ -104,7 +105,7 @@ async function main(): Promise<void> {
     const ps = new Params();
     const plan = await store.db.query<{ 'QUERY PLAN': string }>(
       `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT r.id FROM resource r WHERE r.type = 'Observation' AND NOT r.deleted
-         AND EXISTS (SELECT 1 FROM idx_ref x WHERE x.rk = r.rk AND x.p = 'Observation.patient' AND x.tid = ${ps.add(other)})
+         AND EXISTS (SELECT 1 FROM idx_ref x WHERE x.rk = r.rk AND ${rowsOf(getParam('Observation', 'patient')!, 'x', ps)} AND x.tid = ${ps.add(other)})
          AND ${visibleSql('r', ps, { facility })}`,
       ps.values,
     );
