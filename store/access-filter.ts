@@ -18,17 +18,18 @@ export function readRule(ctx: AccessContext | undefined): ReadRule | undefined {
 
 /**
  * Visible = written by the reader, or not sensitive and either not about an opted-out person or
- * about one the reader treats (store/access.ts). The opted-out set (migration 4) is an
- * uncorrelated subquery, so PostgreSQL computes it once per statement (an InitPlan, only if a row gets that far) and each row costs an array overlap;
- * with no opt-out in the store the set is empty after one probe of access_optout.
+ * about one the reader treats (store/access.ts). Whether a row is about an opted-out person is
+ * a primary-key probe of each of its patients (usually one) into every registration of every
+ * person who opted out (migration 10), so a row costs the same however many residents opted
+ * out; with none in the store, one probe per statement skips the test.
  */
 export function visibleSql(r: string, ps: Params, rule: ReadRule | undefined): string {
   if (!rule) return 'TRUE';
-  const optedOut = `${r}.patients && (SELECT access_opted_out_ids())`;
+  const optedOut = `((SELECT EXISTS (SELECT 1 FROM access_optout_member)) AND EXISTS (SELECT 1 FROM access_optout_member m WHERE m.patient_id = ANY(${r}.patients)))`;
   if (rule.facility === undefined) return `(NOT ${r}.sensitive AND NOT (${optedOut}))`;
   // A treatment relationship (an open referral) opens an opted-out person's records to both
-  // ends, and a completed one what it carried; never a sensitive label. Their sets, like the
-  // opted-out one, are computed once per statement, and only if a row gets that far.
+  // ends, and a completed one what it carried; never a sensitive label. Their sets are computed
+  // once per statement, and only if a row gets that far.
   const facility = ps.add(rule.facility);
   const treated = `${r}.patients && (SELECT access_treated_ids(${facility}))`;
   const disclosed = `ARRAY[${r}.type || '/' || ${r}.id] <@ (SELECT access_disclosed_refs(${facility}))`;

@@ -347,6 +347,53 @@ const MIGRATIONS: string[] = [
     SELECT COALESCE(array_agg(DISTINCT ref), '{}') FROM access_disclosure WHERE facilities @> ARRAY[reader]
   $$
   `,
+  // Every registration (and golden id) of every person who opted out (store/access-filter.ts),
+  // kept in step with access_optout and mpi_link by triggers, so that a read probes each row's
+  // patients by primary key instead of rebuilding the whole opted-out set through the patient
+  // index for every statement (migration 4's view, which grew with the number of opt-outs). A
+  // person's membership is recomputed under a lock on that person: two transactions changing
+  // the same person one its opt-out, the other its links, take turns, and the second sees what
+  // the first committed. access_opted_out_ids() stays for gateways of the previous version
+  // during a rolling upgrade.
+  `
+  CREATE TABLE access_optout_member (patient_id text PRIMARY KEY);
+  CREATE FUNCTION access_optout_refresh(any_id text) RETURNS void LANGUAGE plpgsql AS $$
+  DECLARE
+    person text;
+    locked text;
+    members text[];
+  BEGIN
+    LOOP
+      person := COALESCE((SELECT golden_id FROM mpi_link WHERE patient_id = any_id), any_id);
+      EXIT WHEN person IS NOT DISTINCT FROM locked;
+      PERFORM pg_advisory_xact_lock(hashtext('access_optout:' || person));
+      locked := person;
+    END LOOP;
+    members := ARRAY(SELECT person UNION SELECT patient_id FROM mpi_link WHERE golden_id = person);
+    DELETE FROM access_optout_member WHERE patient_id = ANY(members);
+    IF EXISTS (SELECT 1 FROM access_optout WHERE patient_id = ANY(members)) THEN
+      INSERT INTO access_optout_member SELECT unnest(members) ON CONFLICT DO NOTHING;
+    END IF;
+  END
+  $$;
+  CREATE FUNCTION access_optout_follow() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    IF TG_OP <> 'DELETE' THEN
+      PERFORM access_optout_refresh(NEW.patient_id);
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+      PERFORM access_optout_refresh(OLD.patient_id);
+      IF TG_TABLE_NAME = 'mpi_link' THEN
+        PERFORM access_optout_refresh(OLD.golden_id);
+      END IF;
+    END IF;
+    RETURN NULL;
+  END
+  $$;
+  CREATE TRIGGER access_optout_consent AFTER INSERT OR UPDATE OR DELETE ON access_optout FOR EACH ROW EXECUTE FUNCTION access_optout_follow();
+  CREATE TRIGGER access_optout_link AFTER INSERT OR UPDATE OF patient_id, golden_id OR DELETE ON mpi_link FOR EACH ROW EXECUTE FUNCTION access_optout_follow();
+  INSERT INTO access_optout_member SELECT patient_id FROM access_opted_out
+  `,
 ];
 
 /** Migration 4's labelling of the versions stored before it (a fixed text: names no value from a request). */

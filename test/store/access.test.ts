@@ -341,6 +341,81 @@ describe('access labels', () => {
   });
 });
 
+describe.each(DRIVERS)('the opted-out registrations (migration 10) on %s', (driver) => {
+  let store: TestStore & { mpi: PatientIndex };
+  beforeAll(async () => {
+    store = await openIndexedStore(driver, { access: { mrnSystems: MRN_SYSTEMS } });
+  });
+  afterAll(() => store.close());
+
+  const members = async (): Promise<string[]> => (await store.db.query<{ patient_id: string }>('SELECT patient_id FROM access_optout_member ORDER BY 1')).map((r) => r.patient_id);
+  // What migration 4's view computes from scratch: the table must always agree with it.
+  const fromScratch = async (): Promise<string[]> => (await store.db.query<{ patient_id: string }>('SELECT patient_id FROM access_opted_out ORDER BY 1')).map((r) => r.patient_id);
+
+  it('holds every registration of an opted-out person as the patient index links, unlinks and merges them, and the migration finds earlier opt-outs', async () => {
+    const repo = store.repo;
+    const city = repo.withAccess({ facility: CITY });
+    const county = repo.withAccess({ facility: COUNTY });
+    const centre = repo.withAccess({ facility: CENTRE });
+    const person = { name: '钱秀英', gender: 'female' as const, birthDate: '1958-11-02', idNumber: idNumber('1958-11-02', 7) };
+    await city.update(facilityPatient('m10-c', person, CITY));
+    await county.update(facilityPatient('m10-k', person, COUNTY));
+    await centre.update(facilityPatient('m10-a', { name: '李建国', gender: 'male', birthDate: '1971-06-30' }, CENTRE));
+    const golden = (await store.mpi.person(repo.executor, 'm10-k'))!.goldenId;
+    expect(await members()).toEqual([]);
+
+    await county.update(optOutConsent('m10-consent', 'm10-k'));
+    expect(await members()).toEqual([golden, 'm10-c', 'm10-k'].sort());
+    // A registration linked after the opt-out is held at once, without the Consent being written again.
+    await repo.transaction((tx) => store.mpi.link(tx, 'm10-a', 'm10-k', 'office-1'));
+    expect(await members()).toEqual([golden, 'm10-a', 'm10-c', 'm10-k'].sort());
+    await repo.transaction((tx) => store.mpi.unlink(tx, 'm10-c', 'office-1'));
+    expect(await members()).toEqual([golden, 'm10-a', 'm10-k'].sort());
+    expect(await members()).toEqual(await fromScratch());
+
+    // A database that had opt-outs before migration 10 gets them in its table.
+    for (const sql of ['DROP TRIGGER access_optout_consent ON access_optout', 'DROP TRIGGER access_optout_link ON mpi_link', 'DROP FUNCTION access_optout_follow()', 'DROP FUNCTION access_optout_refresh(text)', 'DROP TABLE access_optout_member', 'DELETE FROM schema_migrations WHERE version = 10']) await store.db.query(sql);
+    await migrate(store.db);
+    expect(await members()).toEqual([golden, 'm10-a', 'm10-k'].sort());
+
+    await county.update(optOutConsent('m10-consent', 'm10-k', 'inactive'));
+    expect(await members()).toEqual([]);
+  });
+
+  if (driver === 'postgres') {
+    it('a link made while another transaction records the opt-out waits for it, and is held once both commit', async () => {
+      const repo = store.repo;
+      const county = repo.withAccess({ facility: COUNTY });
+      const centre = repo.withAccess({ facility: CENTRE });
+      await county.update(facilityPatient('race-k', { name: '周敏', gender: 'female', birthDate: '1949-01-15' }, COUNTY));
+      await centre.update(facilityPatient('race-a', { name: '吴刚', gender: 'male', birthDate: '1990-12-12' }, CENTRE));
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let consentWritten!: () => void;
+      const written = new Promise<void>((r) => (consentWritten = r));
+      const optOut = repo.transaction(async (tx) => {
+        await tx.withAccess({ facility: COUNTY }).update(optOutConsent('race-consent', 'race-k'));
+        consentWritten();
+        await gate;
+      });
+      await written;
+      let linked = false;
+      const link = repo.transaction((tx) => store.mpi.link(tx, 'race-a', 'race-k', 'office-1')).then(() => (linked = true));
+      try {
+        await new Promise((r) => setTimeout(r, 300));
+        // Without the lock on the person, the link would have committed by now, reading no opt-out.
+        expect(linked).toBe(false);
+      } finally {
+        release();
+        await Promise.all([optOut, link]);
+      }
+      expect(await members()).toEqual(expect.arrayContaining(['race-a', 'race-k']));
+      expect(await status(repo.withAccess({ facility: CITY }).read('Patient', 'race-a'))).toBe(404);
+      expect(await members()).toEqual(await fromScratch());
+    });
+  }
+});
+
 describe.each(DRIVERS)('migration 4 on %s', (driver) => {
   it('labels the versions stored before it as the writer would have, and finds the opt-outs', async () => {
     const store = await openTestStore(driver);
