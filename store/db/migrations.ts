@@ -382,9 +382,14 @@ const MIGRATIONS: string[] = [
       PERFORM access_optout_refresh(NEW.patient_id);
     END IF;
     IF TG_OP <> 'INSERT' THEN
-      PERFORM access_optout_refresh(OLD.patient_id);
+      -- What the update left as it was is refreshed above, under the new person.
+      IF TG_OP = 'DELETE' OR OLD.patient_id IS DISTINCT FROM NEW.patient_id THEN
+        PERFORM access_optout_refresh(OLD.patient_id);
+      END IF;
       IF TG_TABLE_NAME = 'mpi_link' THEN
-        PERFORM access_optout_refresh(OLD.golden_id);
+        IF TG_OP = 'DELETE' OR OLD.golden_id IS DISTINCT FROM NEW.golden_id THEN
+          PERFORM access_optout_refresh(OLD.golden_id);
+        END IF;
       END IF;
     END IF;
     RETURN NULL;
